@@ -1,0 +1,146 @@
+"""Configuration: defaults < TOML file < environment (HAMSRV_*) < command-line flags.
+
+Everything is validated up front, so a bad value stops `hamsrv serve` with one clear line (exit 2)
+instead of failing later inside a service.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from hamsrv.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Bind:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_bind(text: str) -> Bind:
+    """`HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces are never implied: `:PORT` means 127.0.0.1)."""
+    text = text.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} is not a number from 0 to 65535")
+    return Bind(host, int(port_text))
+
+
+def parse_url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        parts = urlsplit(text)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ValueError(f"{text!r} is not a {'/'.join(schemes)} URL")
+        return text
+    return check
+
+
+def parse_positive(kind: type) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise ValueError(f"{text!r} must be positive")
+        return value
+    return check
+
+
+def _optional_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError(f"no such file: {text}")
+    return path
+
+
+@dataclass(frozen=True)
+class Config:
+    http: Bind = field(default=Bind("127.0.0.1", 8080), metadata={
+        "env": "HAMSRV_HTTP_BIND", "parse": parse_bind, "help": "HTTP API, page and /ws/firehose"})
+    cluster: Bind = field(default=Bind("127.0.0.1", 7300), metadata={
+        "env": "HAMSRV_CLUSTER_BIND", "parse": parse_bind, "help": "DX cluster node port (telnet)"})
+    database_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_DATABASE_URL", "parse": parse_url(("postgresql", "postgres")),
+        "help": "PostgreSQL URL (default: embedded server in the data dir)"})
+    data_dir: Path = field(default=Path("var"), metadata={
+        "env": "HAMSRV_DATA_DIR", "parse": Path, "help": "data directory"})
+    tls_cert: Path | None = field(default=None, metadata={
+        "env": "HAMSRV_TLS_CERT", "parse": _optional_file, "help": "server certificate (PEM) for HTTPS"})
+    tls_key: Path | None = field(default=None, metadata={
+        "env": "HAMSRV_TLS_KEY", "parse": _optional_file, "help": "server private key (PEM)"})
+    node_call: str = field(default="HAMSRV", metadata={
+        "env": "HAMSRV_NODE_CALL", "parse": str.upper, "help": "this node's callsign on the cluster port"})
+    cluster_feeds: str = field(default="", metadata={
+        "env": "HAMSRV_CLUSTER_FEEDS", "parse": str,
+        "help": "peers allowed to push raw spots: addresses/networks and token:SECRET, comma separated"})
+    cluster_links: str = field(default="", metadata={
+        "env": "HAMSRV_CLUSTER_LINKS", "parse": str,
+        "help": "upstream cluster nodes host:port[/CALL], comma separated"})
+    tick_ms: float = field(default=50.0, metadata={
+        "env": "HAMSRV_TICK_MS", "parse": parse_positive(float), "help": "firehose batching tick (ms)"})
+    ring_hours: float = field(default=4.0, metadata={
+        "env": "HAMSRV_RING_HOURS", "parse": parse_positive(float), "help": "hours of spot history kept"})
+    db_pool_size: int = field(default=10, metadata={
+        "env": "HAMSRV_DB_POOL_SIZE", "parse": parse_positive(int), "help": "database connections"})
+    max_upload_mb: int = field(default=512, metadata={
+        "env": "HAMSRV_MAX_UPLOAD_MB", "parse": parse_positive(int), "help": "largest ADIF upload (MiB)"})
+    ws_per_ip: int = field(default=200, metadata={
+        "env": "HAMSRV_WS_PER_IP", "parse": parse_positive(int), "help": "firehose connections per IP"})
+    shutdown_grace: float = field(default=4.0, metadata={
+        "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
+        "help": "seconds in-flight work gets to finish on SIGTERM"})
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+def _convert(name: str, source: str, value: Any) -> Any:
+    spec = next(f for f in fields(Config) if f.name == name)
+    try:
+        return spec.metadata["parse"](str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+         file: Path | None = None) -> Config:
+    """Build the configuration; raises ConfigError naming the setting and where it came from."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    file = file or (Path(env["HAMSRV_CONFIG"]) if env.get("HAMSRV_CONFIG") else None)
+    known = {f.name for f in fields(Config)}
+    if file is not None:
+        try:
+            table = tomllib.loads(file.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file}: {exc}") from None
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"config file {file}: unknown setting {key!r}")
+            values[key] = _convert(key, f"config file {file}, {key}", value)
+    for f in fields(Config):
+        if env.get(f.metadata["env"]):
+            values[f.name] = _convert(f.name, f.metadata["env"], env[f.metadata["env"]])
+    for key, value in (flags or {}).items():
+        if value is not None:
+            values[key] = _convert(key, f"--{key.replace('_', '-')}", value)
+    config = replace(Config(), **values)
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise ConfigError("HAMSRV_TLS_CERT and HAMSRV_TLS_KEY must be given together")
+    return config

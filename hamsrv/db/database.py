@@ -1,0 +1,102 @@
+"""The database service: where the server is, the pool, migrations, and small query helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import trio
+from psycopg.rows import dict_row
+
+from hamsrv.db.embedded import start_embedded
+from hamsrv.db.migrate import migrate
+from hamsrv.db.pool import Pool, describe
+from hamsrv.db.trio_pg import TrioConnection
+from hamsrv.errors import DatabaseError
+
+Row = dict[str, Any]
+
+
+class Database:
+    def __init__(self, pool: Pool):
+        self.pool = pool
+
+    @classmethod
+    async def open(cls, url: str | None, data_dir: Path, *, pool_size: int = 10,
+                   run_migrations: bool = True) -> Database:
+        """Connect (starting the embedded server when `url` is None) and bring the schema up to date."""
+        conninfo = url or await start_embedded(data_dir)
+        pool = Pool(conninfo, max_size=pool_size)
+        await pool.open()
+        db = cls(pool)
+        if run_migrations:
+            await migrate(pool)
+        return db
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[TrioConnection]:
+        async with self.pool.connection() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[TrioConnection]:
+        async with self.pool.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        async with self.pool.connection() as conn:
+            return await _fetch(conn, sql, params)
+
+    async def fetchrow(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        rows = await self.fetch(sql, params)
+        return rows[0] if rows else None
+
+    async def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run a statement; returns the number of rows it touched."""
+        async with self.pool.connection() as conn:
+            try:
+                cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+            except psycopg.Error as exc:
+                raise translate(exc) from None
+            return cur.rowcount
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when the database answers a trivial query within `timeout` seconds."""
+        with trio.move_on_after(timeout):
+            try:
+                await self.fetch("SELECT 1")
+                return True
+            except DatabaseError:
+                return False
+        return False
+
+
+async def _fetch(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Row]:
+    try:
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(sql, params)  # type: ignore[arg-type]
+        return await cur.fetchall() if cur.description else []
+    except psycopg.Error as exc:
+        raise translate(exc) from None
+
+
+async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+    """fetch() on a connection the caller holds (inside a transaction)."""
+    return await _fetch(conn, sql, params)
+
+
+class UniqueViolation(DatabaseError):
+    """A row with the same unique key exists already."""
+
+
+def translate(exc: psycopg.Error) -> DatabaseError:
+    """psycopg errors stop at the db package: callers see hamsrv errors with one-line messages."""
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return UniqueViolation(describe(exc))
+    return DatabaseError(describe(exc))

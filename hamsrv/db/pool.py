@@ -1,0 +1,126 @@
+"""A small trio connection pool for TrioConnection.
+
+Bounded size, an acquire timeout (PoolTimeout instead of waiting forever), and transparent reconnect:
+a pooled connection found dead (server restarted, network dropped) is thrown away and replaced, so
+callers see at most the one error of the request that was running when the server went away.
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import trio
+from psycopg import pq
+
+from hamsrv.db.trio_pg import TrioConnection
+from hamsrv.errors import DatabaseError, PoolTimeout
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a user: psycopg messages can run over several lines."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+class Pool:
+    def __init__(self, conninfo: str, *, max_size: int = 10, acquire_timeout: float = 10.0,
+                 connect_timeout: float = 10.0):
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self.conninfo = conninfo
+        self.max_size = max_size
+        self.acquire_timeout = acquire_timeout
+        self.connect_timeout = connect_timeout
+        self._idle: list[TrioConnection] = []
+        self._slots = trio.Semaphore(max_size)
+        self._closed = False
+        self.connects = 0  # connections opened over the pool's life (reconnects show up here)
+
+    async def open(self) -> None:
+        """Check that the database answers now, so start-up fails early with a clear error."""
+        async with self.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    async def _connect(self) -> TrioConnection:
+        try:
+            with trio.fail_after(self.connect_timeout):
+                conn = await TrioConnection.connect(self.conninfo, autocommit=True)
+        except trio.TooSlowError:
+            raise DatabaseError(f"database did not answer within {self.connect_timeout:g} s") from None
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot connect to the database: {describe(exc)}") from None
+        self.connects += 1
+        return conn
+
+    @staticmethod
+    def _alive(conn: TrioConnection) -> bool:
+        """Cheap check of an idle connection. The server says nothing to an idle pooled connection
+        unless it is going away (shutdown, restart, admin kill), so a readable socket means dead."""
+        if conn.closed or conn.broken or conn.pgconn.status != pq.ConnStatus.OK:
+            return False
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+        return not readable
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[TrioConnection]:
+        """Borrow a connection in autocommit mode; use `conn.transaction()` for transactions."""
+        if self._closed:
+            raise DatabaseError("the database pool is closed")
+        try:
+            with trio.fail_after(self.acquire_timeout):
+                await self._slots.acquire()
+        except trio.TooSlowError:
+            raise PoolTimeout(f"no database connection free within {self.acquire_timeout:g} s "
+                              f"(pool size {self.max_size})") from None
+        conn: TrioConnection | None = None
+        try:
+            while self._idle and conn is None:
+                candidate = self._idle.pop()
+                if self._alive(candidate):
+                    conn = candidate
+                else:
+                    await self._discard(candidate)
+            if conn is None:
+                conn = await self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                await self._give_back(conn)
+            self._slots.release()
+
+    async def _give_back(self, conn: TrioConnection) -> None:
+        status = conn.pgconn.transaction_status
+        if self._closed or conn.closed or conn.broken or status not in (
+                pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            await self._discard(conn)
+            return
+        if status != pq.TransactionStatus.IDLE:  # left in a transaction: roll it back before reuse
+            try:
+                with trio.CancelScope(shield=True), trio.fail_after(5):
+                    await conn.rollback()
+            except (psycopg.Error, trio.TooSlowError):
+                await self._discard(conn)
+                return
+        self._idle.append(conn)
+
+    @staticmethod
+    async def _discard(conn: TrioConnection) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await conn.close()
+            except psycopg.Error:
+                pass
+
+    async def close(self) -> None:
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await self._discard(conn)
+
+    def statistics(self) -> dict[str, Any]:
+        return {"size": self.max_size, "idle": len(self._idle),
+                "in_use": self.max_size - self._slots.value, "connects": self.connects}

@@ -1,0 +1,68 @@
+"""QSO queries, always scoped to the owner: another user's QSO simply does not exist (404, not 403)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from hamsrv.db.database import Database, Row
+
+PAGE_MAX = 1000
+
+
+def _adapt(value: Any) -> Any:
+    return Jsonb(value) if isinstance(value, dict) else value
+
+
+async def insert(db: Database, owner_id: int, row: dict[str, Any]) -> Row | None:
+    """Insert one QSO; None when it duplicates an existing one (same call, band, mode, minute)."""
+    cols = list(row)
+    sql = (f"INSERT INTO qsos (owner_id, {', '.join(cols)}) VALUES (%s, {', '.join(['%s'] * len(cols))})"
+           " ON CONFLICT DO NOTHING RETURNING *")
+    return await db.fetchrow(sql, [owner_id, *(_adapt(row[c]) for c in cols)])
+
+
+async def find_duplicate(db: Database, owner_id: int, row: dict[str, Any]) -> Row | None:
+    return await db.fetchrow(
+        "SELECT * FROM qsos WHERE owner_id = %s AND call = %s AND coalesce(band, '') = coalesce(%s, '')"
+        " AND coalesce(mode, '') = coalesce(%s, '')"
+        " AND start_minute = date_trunc('minute', %s::timestamptz AT TIME ZONE 'UTC')",
+        [owner_id, row["call"], row.get("band"), row.get("mode"), row["start_at"]])
+
+
+async def get(db: Database, owner_id: int, qso_id: int) -> Row | None:
+    return await db.fetchrow("SELECT * FROM qsos WHERE owner_id = %s AND id = %s", [owner_id, qso_id])
+
+
+async def replace(db: Database, owner_id: int, qso_id: int, row: dict[str, Any]) -> Row | None:
+    cols = list(row)
+    sql = (f"UPDATE qsos SET {', '.join(f'{c} = %s' for c in cols)}, updated_at = now()"
+           " WHERE owner_id = %s AND id = %s RETURNING *")
+    return await db.fetchrow(sql, [*(_adapt(row[c]) for c in cols), owner_id, qso_id])
+
+
+async def delete(db: Database, owner_id: int, qso_id: int) -> bool:
+    return await db.execute("DELETE FROM qsos WHERE owner_id = %s AND id = %s", [owner_id, qso_id]) == 1
+
+
+async def search(db: Database, owner_id: int, *, call: str | None = None, band: str | None = None,
+                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                 before: tuple[datetime, int] | None = None, limit: int = 100) -> list[Row]:
+    """Newest first; `before` is the (start_at, id) of the last row of the previous page (keyset paging)."""
+    where, params = ["owner_id = %s"], [owner_id]
+    filters: Sequence[tuple[str, Any]] = (
+        ("call = %s", call), ("band = %s", band), ("mode = %s", mode),
+        ("start_at >= %s", since), ("start_at < %s", until))
+    for clause, value in filters:
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if before is not None:
+        where.append("(start_at, id) < (%s, %s)")
+        params.extend(before)
+    params.append(min(limit, PAGE_MAX))
+    return await db.fetch(f"SELECT * FROM qsos WHERE {' AND '.join(where)}"
+                          " ORDER BY start_at DESC, id DESC LIMIT %s", params)

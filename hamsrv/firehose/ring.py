@@ -1,0 +1,89 @@
+"""The spot ring: the last hours of spots, each encoded to JSON once, addressed by sequence number.
+
+Clients are cursors (a sequence number) into the ring, never private queues, so memory depends on the
+ring's bounds alone and not on how many clients there are or how slow they read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hamsrv.model import Spot
+
+DEFAULT_MAX_AGE = 4 * 3600.0  # seconds of history kept for late joiners and /api/spots
+DEFAULT_MAX_COUNT = 200_000  # hard cap, so a spot storm cannot exhaust memory
+
+
+def spot_to_dict(spot: Spot) -> dict[str, object]:
+    """The public JSON shape of a spot (WebSocket frames and /api/spots)."""
+    return {
+        "id": spot.id, "spotter": spot.spotter, "freq": spot.freq, "dx": spot.dx,
+        "comment": spot.comment, "time": spot.time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "band": spot.band, "mode": spot.mode, "dxcc": spot.dxcc, "country": spot.country,
+        "cont": spot.cont, "cqz": spot.cqz, "spotter_dxcc": spot.spotter_dxcc,
+        "spotter_cont": spot.spotter_cont, "snr": spot.snr, "wpm": spot.wpm,
+        "skimmer": spot.skimmer, "source": spot.source,
+    }
+
+
+def encode_spot(spot: Spot) -> bytes:
+    return json.dumps(spot_to_dict(spot), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(slots=True)
+class RingEntry:
+    seq: int
+    spot: Spot
+    json: bytes  # encoded once, shared by every client and every frame
+    added_at: float  # monotonic seconds (trio clock) when it entered the ring
+    line: bytes | None = None  # AK1A `DX de` line, encoded lazily for telnet clients
+    packed: bytes | None = None  # msgpack map, encoded lazily for `hamsrv.msgpack` WebSocket clients
+
+
+class SpotRing:
+    """Append-only window of spots with contiguous sequence numbers starting at 1."""
+
+    def __init__(self, max_count: int = DEFAULT_MAX_COUNT, max_age: float = DEFAULT_MAX_AGE):
+        if max_count < 1 or max_age <= 0:
+            raise ValueError("ring bounds must be positive")
+        self.max_count = max_count
+        self.max_age = max_age
+        self._entries: list[RingEntry] = []
+        self._head = 0  # index of the oldest live entry in _entries
+        self.last_seq = 0
+
+    @property
+    def first_seq(self) -> int:
+        """Sequence number of the oldest spot still held (last_seq + 1 when empty)."""
+        return self.last_seq - len(self) + 1
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._head
+
+    def append(self, spot: Spot, now: float) -> RingEntry:
+        self.last_seq += 1
+        spot.id = self.last_seq
+        entry = RingEntry(self.last_seq, spot, encode_spot(spot), now)
+        self._entries.append(entry)
+        self.trim(now)
+        return entry
+
+    def trim(self, now: float) -> None:
+        entries, head = self._entries, self._head
+        limit = now - self.max_age
+        while len(entries) - head > self.max_count or (head < len(entries) and entries[head].added_at < limit):
+            head += 1
+        if head > 4096 and head * 2 > len(entries):  # compact now and then: O(1) amortised
+            del entries[:head]
+            head = 0
+        self._head = head
+
+    def after(self, seq: int, limit: int | None = None) -> list[RingEntry]:
+        """Entries with sequence number > seq, oldest first (at most `limit`)."""
+        start = max(seq - self.first_seq + 1, 0) + self._head
+        stop = len(self._entries) if limit is None else min(start + limit, len(self._entries))
+        return self._entries[start:stop]
+
+    def latest(self, n: int) -> list[RingEntry]:
+        return self._entries[max(len(self._entries) - n, self._head):]

@@ -1,0 +1,85 @@
+"""Domain values shared by every part of hamsrv: bands, spots. No I/O here."""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# ADIF 3.1.6 band enumeration, edges in MHz, inclusive (FACTS 1.5). Sorted by lower edge.
+BANDS: tuple[tuple[str, float, float], ...] = (
+    ("2190m", 0.1357, 0.1378), ("630m", 0.472, 0.479), ("560m", 0.501, 0.504),
+    ("160m", 1.8, 2.0), ("80m", 3.5, 4.0), ("60m", 5.06, 5.45), ("40m", 7.0, 7.3),
+    ("30m", 10.1, 10.15), ("20m", 14.0, 14.35), ("17m", 18.068, 18.168), ("15m", 21.0, 21.45),
+    ("12m", 24.89, 24.99), ("10m", 28.0, 29.7), ("8m", 40.0, 45.0), ("6m", 50.0, 54.0),
+    ("5m", 54.000001, 69.9), ("4m", 70.0, 71.0), ("2m", 144.0, 148.0), ("1.25m", 222.0, 225.0),
+    ("70cm", 420.0, 450.0), ("33cm", 902.0, 928.0), ("23cm", 1240.0, 1300.0),
+    ("13cm", 2300.0, 2450.0), ("9cm", 3300.0, 3500.0), ("6cm", 5650.0, 5925.0),
+    ("3cm", 10000.0, 10500.0), ("1.25cm", 24000.0, 24250.0), ("6mm", 47000.0, 47200.0),
+    ("4mm", 75500.0, 81000.0), ("2.5mm", 119980.0, 123000.0), ("2mm", 134000.0, 149000.0),
+    ("1mm", 241000.0, 250000.0), ("submm", 300000.0, 7500000.0),
+)
+_LOWER_EDGES = [lo for _, lo, _ in BANDS]
+BAND_NAMES = frozenset(name for name, _, _ in BANDS)
+
+
+def band_for_mhz(mhz: float) -> str | None:
+    """The ADIF band holding `mhz`, or None when it is outside every band."""
+    i = bisect.bisect_right(_LOWER_EDGES, mhz) - 1
+    if i >= 0:
+        name, lo, hi = BANDS[i]
+        if lo <= mhz <= hi:
+            return name
+    return None
+
+
+def normalize_band(text: str) -> str | None:
+    """ADIF band names are case-insensitive; return the canonical lower-case name or None."""
+    name = text.strip().lower()
+    return name if name in BAND_NAMES else None
+
+
+@dataclass(slots=True)
+class Spot:
+    """One DX spot as it travels through the firehose.
+
+    `freq` is in kHz (as cluster lines carry it); `time` is timezone-aware UTC. Enrichment fills
+    band/mode/dxcc/cont/cq fields; `id` is the ring sequence number, 0 until the ring assigns it.
+    """
+
+    spotter: str
+    freq: float
+    dx: str
+    comment: str
+    time: datetime
+    band: str | None = None
+    mode: str | None = None
+    dxcc: int | None = None
+    country: str | None = None
+    cont: str | None = None
+    cqz: int | None = None
+    spotter_dxcc: int | None = None
+    spotter_cont: str | None = None
+    spotter_grid: str | None = None
+    snr: int | None = None
+    wpm: int | None = None
+    skimmer: bool = False
+    source: str = "cluster"
+    origin: str | None = None
+    id: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# A callsign as written on the air: letters, digits and `/` (portable prefixes/suffixes), with at least
+# one letter and one digit somewhere; 3..20 characters covers every real call including `VP2E/W1AW/P`.
+_CALL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/")
+
+
+def normalize_call(text: str) -> str | None:
+    """Upper-cased callsign, or None when `text` cannot be one."""
+    call = text.strip().upper()
+    if not 3 <= len(call) <= 20 or not _CALL_CHARS.issuperset(call) or call[0] == "/" or call[-1] == "/":
+        return None
+    if not any(c.isdigit() for c in call) or not any(c.isalpha() for c in call):
+        return None
+    return call
