@@ -1,0 +1,90 @@
+// Live DX spots from /ws/firehose. Each text frame is a JSON array of the spots of one tick;
+// control messages (gap, subscribed, error) are JSON objects.
+"use strict";
+const MAX_ROWS = 200;
+const tbody = document.querySelector("#spots tbody");
+const statusEl = document.getElementById("status");
+const note = document.getElementById("note");
+const bandSel = document.getElementById("band");
+const modeSel = document.getElementById("mode");
+const relayUrl = document.getElementById("relay-url");
+const relayToken = document.getElementById("relay-token");
+let ws = null;
+let lastId = 0;
+let retry = 1000;
+
+relayUrl.value = localStorage.getItem("relayUrl") || relayUrl.value;
+relayToken.value = localStorage.getItem("relayToken") || "";
+relayUrl.onchange = () => localStorage.setItem("relayUrl", relayUrl.value);
+relayToken.onchange = () => localStorage.setItem("relayToken", relayToken.value);
+
+function filter() {
+  const f = {};
+  if (bandSel.value) f.band = [bandSel.value];
+  if (modeSel.value) f.mode = [modeSel.value];
+  return f;
+}
+
+function cell(text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text == null ? "" : String(text);
+  if (cls) td.className = cls;
+  return td;
+}
+
+function addSpot(s) {
+  const tr = document.createElement("tr");
+  tr.className = "new";
+  tr.dataset.id = s.id;
+  const freq = cell(s.freq.toFixed(1), "freq");
+  freq.title = "tune the radio";
+  freq.onclick = () => qsy(s.freq, s.mode);
+  tr.append(cell(s.time.slice(11, 16)), freq, cell(s.dx), cell(s.country), cell(s.band),
+            cell(s.mode), cell(s.comment), cell(s.spotter));
+  tbody.prepend(tr);
+  while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
+  lastId = Math.max(lastId, s.id);
+}
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const since = lastId ? `&since=${lastId}` : "&since=0";
+  const q = new URLSearchParams(filter()).toString().replace(/%2C/g, ",");
+  ws = new WebSocket(`${proto}//${location.host}/ws/firehose?${q}${since}`);
+  ws.onopen = () => { statusEl.textContent = "live"; statusEl.className = "status on"; retry = 1000; };
+  ws.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (Array.isArray(msg)) { msg.forEach(addSpot); return; }
+    if (msg.type === "gap") note.textContent = `missed spots ${msg.from}–${msg.to} while away`;
+    if (msg.type === "error") note.textContent = msg.message || "server refused the filter";
+  };
+  ws.onclose = () => {
+    statusEl.textContent = "reconnecting…"; statusEl.className = "status off";
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 30000);
+  };
+}
+
+function resubscribe() {
+  tbody.replaceChildren();
+  lastId = 0;
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({subscribe: filter()}));
+}
+bandSel.onchange = resubscribe;
+modeSel.onchange = resubscribe;
+
+async function qsy(khz, mode) {
+  if (!relayToken.value) { document.getElementById("relay-settings").open = true; return; }
+  const url = new URL("/qsy", relayUrl.value);
+  url.searchParams.set("freq", (khz / 1000).toFixed(6));
+  if (mode === "CW" || mode === "USB" || mode === "LSB" || mode === "FM" || mode === "AM") url.searchParams.set("mode", mode);
+  try {
+    const r = await fetch(url, {headers: {"X-Relay-Token": relayToken.value}, targetAddressSpace: "loopback"});
+    const body = await r.json();
+    note.textContent = r.ok ? `tuned to ${(khz / 1000).toFixed(3)} MHz` : `relay: ${body.message || body.error}`;
+  } catch (e) {
+    note.textContent = "the radio relay is not running on this computer";
+  }
+}
+
+connect();
