@@ -1,0 +1,143 @@
+"""Enrichment and duplicate suppression, with the bundled cty.dat and real RBN lines."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hamsrv import cty
+from hamsrv.firehose.cluster import DxSpot, parse_line
+from hamsrv.firehose.enrich import Deduper, Enricher, make_prepare, mode_from_comment, mode_from_frequency
+from hamsrv.model import Spot
+
+DXCLUSTER = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dxcluster"
+NOW = datetime(2020, 7, 5, 23, 5, tzinfo=UTC)
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def spot(**kw: object) -> Spot:
+    base: dict[str, object] = {"spotter": "G4XYZ", "freq": 14025.0, "dx": "JA1XYZ", "comment": "", "time": T0}
+    return Spot(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def rbn_spots() -> list[Spot]:
+    text = (DXCLUSTER / "rbn_telnet_lines_20200705.txt").read_text()
+    events = [parse_line(line, NOW) for line in text.splitlines()]
+    return [e.spot for e in events if isinstance(e, DxSpot)]
+
+
+@pytest.fixture(scope="module")
+def enricher() -> Enricher:
+    return Enricher(cty.load_default())
+
+
+def test_enrich_fills_band_entity_and_spotter(enricher):
+    s = enricher.enrich(spot(comment="599 TKS(CW)"))
+    assert (s.band, s.mode, s.dxcc, s.country, s.cont, s.cqz) == ("20m", "CW", 339, "Japan", "AS", 25)
+    assert (s.spotter_dxcc, s.spotter_cont) == (223, "EU")
+
+
+def test_enrich_skimmer_spot_keeps_rbn_mode_and_strips_suffix(enricher):
+    km3t = enricher.enrich(rbn_spots()[0])  # KM3T-2-# spots CS3B (Madeira) on 14100.0
+    assert (km3t.band, km3t.mode, km3t.snr, km3t.wpm) == ("20m", "CW", 24, 22)
+    assert (km3t.dxcc, km3t.country, km3t.cont) == (256, "Madeira Islands", "AF")
+    assert (km3t.spotter_dxcc, km3t.spotter_cont) == (291, "NA")
+
+
+def test_enrich_keeps_values_a_source_supplied(enricher):
+    s = enricher.enrich(spot(mode="RTTY", cqz=27, band="20m"))
+    assert (s.mode, s.cqz, s.band) == ("RTTY", 27, "20m")
+
+
+def test_enrich_unknown_calls_and_frequencies(enricher):
+    s = enricher.enrich(spot(freq=1234.0, dx="G4ABC/MM", spotter="Q"))
+    assert (s.band, s.mode, s.dxcc, s.country, s.spotter_dxcc) == (None, None, None, None, None)
+
+
+@pytest.mark.parametrize(("comment", "mode"), [
+    ("FT8 -12 dB", "FT8"), ("ft4 tnx", "FT4"), ("599 TKS(CW)QSL", "CW"), ("up 5 USB", "SSB"),
+    ("lsb 59", "SSB"), ("RTTY contest", "RTTY"), ("bpsk31", "PSK31"), ("JS8Call", "JS8"),
+    ("599 tnx", None), ("FM18 grid", None), ("QRV", None),
+])
+def test_mode_from_comment(comment, mode):
+    assert mode_from_comment(comment) == mode
+
+
+@pytest.mark.parametrize(("khz", "band", "mode"), [
+    (14074.0, "20m", "FT8"), (14076.5, "20m", "FT8"), (7047.5, "40m", "FT4"), (7074.0, "40m", "FT8"),
+    (14025.0, "20m", "CW"), (14085.0, "20m", "DIGI"), (14250.0, "20m", "SSB"), (3780.0, "80m", "SSB"),
+    (10118.0, "30m", "CW"), (28263.9, "10m", "SSB"), (28190.5, "10m", "CW"), (145500.0, "2m", "FM"),
+    (1234.0, None, None), (432100.0, "70cm", None),
+])
+def test_band_plan_heuristic(khz, band, mode):
+    assert mode_from_frequency(khz, band) == mode
+
+
+def test_dxspider_duplicate_rule():
+    d = Deduper()
+    first = spot(comment="599 tnx")
+    assert not d.is_duplicate(first, 0.0)
+    assert d.is_duplicate(replace(first, freq=14025.3), 10.0)  # same kHz after rounding
+    assert d.is_duplicate(replace(first, comment="599 tnx"), 3599.0)
+    assert not d.is_duplicate(first, 3600.0)  # an hour later it is news again
+    assert not d.is_duplicate(replace(first, spotter="W1AW"), 10.0)
+    assert not d.is_duplicate(replace(first, freq=14027.0), 10.0)
+    assert not d.is_duplicate(replace(first, comment="QRZ?"), 10.0)
+    assert not d.is_duplicate(replace(first, time=T0.replace(minute=1)), 10.0)
+    # only the first 20 characters of the comment count
+    long = spot(dx="VK2ABC", comment="a" * 20 + " first")
+    assert not d.is_duplicate(long, 20.0)
+    assert d.is_duplicate(replace(long, comment="a" * 20 + " second"), 21.0)
+
+
+def test_skimmer_repeats_collapse_for_ten_minutes():
+    d = Deduper()
+    spots = rbn_spots()
+    rw1m = [s for s in spots if s.dx == "RW1M"]  # 20 skimmer spots of RW1M on 7018.2-7018.4
+    assert len(rw1m) == 20
+    passed = [s for i, s in enumerate(rw1m) if not d.is_duplicate(s, float(i))]
+    assert [s.spotter for s in passed] == ["LZ3CB-#"]
+    assert not d.is_duplicate(replace(rw1m[0], spotter="ZZ9ZZ-#", freq=7025.0), 30.0)  # moved QRG
+    assert not d.is_duplicate(replace(rw1m[1], spotter="ZZ8ZZ-#"), 601.0)  # window over: passes again
+    assert d.is_duplicate(replace(rw1m[2], spotter="ZZ7ZZ-#"), 650.0)  # ... and opens a new window
+    human = replace(rw1m[0], spotter="G4XYZ", skimmer=False)
+    assert not d.is_duplicate(human, 31.0)  # a human spot is never collapsed with skimmer ones
+
+
+def test_dedupe_memory_is_bounded():
+    d = Deduper(max_keys=100)
+    for i in range(1000):
+        assert not d.is_duplicate(spot(dx=f"K{i}ABC", spotter=f"W{i}XX-#", skimmer=True), float(i))
+    assert len(d) <= 200
+    # and keys expire with time even below the cap
+    small = Deduper(window=60.0, skimmer_window=60.0)
+    for i in range(50):
+        small.is_duplicate(spot(dx=f"K{i}ABC", skimmer=True), float(i))
+    small.is_duplicate(spot(dx="K999ZZ"), 200.0)
+    assert len(small) == 1
+
+
+def test_make_prepare_enriches_and_drops_duplicates():
+    now = [100.0]
+    prepare = make_prepare(cty.load_default(), lambda: now[0])
+    spots = rbn_spots()
+    out = [prepare(s) for s in spots]
+    kept = [s for s in out if s is not None]
+    assert len(kept) == len({(s.dx, round(s.freq)) for s in spots}) == 11
+    assert all(s.band and s.dxcc and s.spotter_cont for s in kept)
+    assert prepare(replace(spots[0], extra={})) is None  # the very same spot again
+
+
+@settings(max_examples=200)
+@given(st.builds(Spot, spotter=st.text(max_size=12), freq=st.floats(0.1, 1e9), dx=st.text(max_size=12),
+                 comment=st.text(max_size=40), time=st.datetimes(timezones=st.just(UTC)),
+                 skimmer=st.booleans()))
+def test_prepare_never_raises_on_any_valid_spot(s):
+    prepare = make_prepare(cty.load_default(), lambda: 0.0)
+    result = prepare(s)
+    assert result is s
