@@ -25,7 +25,7 @@ class Hub:
                  prepare: Callable[[Spot], Spot | None] | None = None,
                  metrics: Registry | None = None):
         """`prepare` enriches a spot and returns None for a duplicate (it is then dropped)."""
-        self.ring = ring or SpotRing()
+        self.ring = ring if ring is not None else SpotRing()  # an empty ring is falsy
         self.tick = tick
         self.prepare = prepare
         self._tick_listeners: list[TickListener] = []

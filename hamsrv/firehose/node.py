@@ -1,0 +1,255 @@
+"""The DX-cluster TCP port (telnet-style, FACTS 2.3): a thin trio shell around `ClusterSession`.
+
+Each connection runs a reader (bytes -> session -> actions) and, once a user has logged in, a writer
+that follows the hub ring with a cursor and sends every new matching spot of a tick in one write.
+Nothing is queued per client: a user that falls behind the ring is told about the gap, and a socket
+that stays unwritable for `write_timeout` seconds is closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from itertools import islice
+
+import trio
+
+from hamsrv.errors import ConfigError
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.session import (
+    DUPLICATE_NOTICE,
+    Close,
+    ClusterSession,
+    Event,
+    LoggedIn,
+    Publish,
+    Send,
+    ShowDx,
+    State,
+)
+from hamsrv.metrics import Registry
+
+log = logging.getLogger(__name__)
+
+LOGIN_TIMEOUT = 60.0  # seconds to type a callsign (DXSpider ExtMsg.pm uses 60)
+WRITE_TIMEOUT = 30.0  # a socket unwritable this long belongs to a client that stopped reading
+READ_SIZE = 4096
+MAX_BATCH = 1000  # ring entries per write while a user catches up, so one write stays small
+SHOW_DX_SCAN = 20_000  # newest ring entries SH/DX looks through for matches
+SHUTDOWN_NOTICE = b"\r\n*** node shutting down\r\n"
+LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    """Who may push raw spots: peers from `networks`, or anyone logging in as `CALL TOKEN`."""
+
+    networks: tuple[IPNetwork, ...] = ()
+    tokens: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> FeedPolicy:
+        """`"127.0.0.1,10.0.0.0/8,token:s3cret"` (HAMSRV_CLUSTER_FEEDS); raises ConfigError."""
+        networks: list[IPNetwork] = []
+        tokens: list[str] = []
+        for item in (i.strip() for i in text.split(",")):
+            if not item:
+                continue
+            if item.lower().startswith("token:"):
+                token = item[len("token:"):]
+                if not token or any(c.isspace() for c in token):
+                    raise ConfigError(f"HAMSRV_CLUSTER_FEEDS: {item!r} needs a token without spaces")
+                tokens.append(token)
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(f"HAMSRV_CLUSTER_FEEDS: {item!r} is neither an address, a network "
+                                  "(10.0.0.0/8) nor token:SECRET") from None
+        return cls(tuple(networks), tuple(tokens))
+
+    def trusts(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.networks)
+
+
+class _Stalled(Exception):
+    """The peer stopped reading: its socket stayed unwritable past the write timeout."""
+
+
+class _Node:
+    """What every connection shares: the hub, the settings and the counters."""
+
+    def __init__(self, hub: Hub, node_call: str, feeds: FeedPolicy, metrics: Registry,
+                 login_timeout: float, write_timeout: float):
+        self.hub, self.node_call, self.feeds = hub, node_call, feeds
+        self.login_timeout, self.write_timeout = login_timeout, write_timeout
+        self.users = 0
+        self.feed_peers = 0
+        metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
+        metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
+                      lambda: self.feed_peers)
+        self.connections = metrics.counter("hamsrv_cluster_connections_total",
+                                           "Connections accepted on the cluster port")
+        self.user_spots = metrics.counter("hamsrv_cluster_user_spots_total",
+                                          "Spots published by cluster users (DX command)")
+        self.feed_spots = metrics.counter("hamsrv_cluster_feed_spots_total",
+                                          "Spots published by cluster feeds")
+        self.stalled = metrics.counter("hamsrv_cluster_stalled_total",
+                                       "Cluster connections closed because they stopped reading")
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections.inc()
+        try:
+            await _Connection(self, stream).run()
+        except Exception:  # a bug in one connection must not take the port down for everyone
+            log.exception("cluster connection failed")
+
+
+def _peer_address(stream: trio.SocketStream) -> str:
+    try:
+        peer = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(peer[0]) if isinstance(peer, tuple) else ""
+
+
+class _Connection:
+    def __init__(self, node: _Node, stream: trio.SocketStream):
+        self.node, self.stream = node, stream
+        self.peer = _peer_address(stream)
+        self.session = ClusterSession(node.node_call, trusted_feed=node.feeds.trusts(self.peer),
+                                      feed_tokens=node.feeds.tokens)
+        self._send_lock = trio.Lock()
+        self._login_scope = trio.CancelScope()
+        self._role = ""  # "user" or "feed" once logged in, for the gauges
+        self._nursery: trio.Nursery  # set by run(): both sides of the connection live in it
+
+    async def run(self) -> None:
+        shutting_down = False
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._until_done, self._read_loop)
+        except BaseException:
+            shutting_down = trio.current_effective_deadline() == -math.inf  # cancelled from outside
+            raise
+        finally:
+            if self._role == "user":
+                self.node.users -= 1
+            elif self._role == "feed":
+                self.node.feed_peers -= 1
+            with trio.CancelScope(shield=True):
+                if shutting_down:
+                    with trio.move_on_after(1.0), \
+                            contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await self.stream.send_all(SHUTDOWN_NOTICE)
+                await trio.aclose_forcefully(self.stream)
+
+    async def _until_done(self, task: Callable[[], Awaitable[None]]) -> None:
+        """Run one side of the connection; when it ends for any reason, the whole connection ends."""
+        try:
+            await task()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, _Stalled) as exc:
+            log.info("cluster connection %s %s closed: %s", self.peer, self.session.call, exc)
+        finally:
+            self._nursery.cancel_scope.cancel()
+
+    async def _send(self, data: bytes) -> None:
+        async with self._send_lock:
+            with trio.move_on_after(self.node.write_timeout):
+                await self.stream.send_all(data)
+                return
+        self.node.stalled.inc()
+        raise _Stalled(f"socket unwritable for {self.node.write_timeout:g} s")
+
+    async def _read_loop(self) -> None:
+        await self._act(self.session.start())
+        self._login_scope.deadline = trio.current_time() + self.node.login_timeout
+        with self._login_scope:
+            while self.session.state is not State.CLOSED:
+                data = await self.stream.receive_some(READ_SIZE)
+                if not data:
+                    return
+                await self._act(self.session.receive_data(data))
+        if self._login_scope.cancelled_caught:
+            await self._send(LOGIN_TIMEOUT_NOTICE)
+
+    async def _act(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, Send):
+                await self._send(event.data)
+            elif isinstance(event, Publish):
+                entry = self.node.hub.publish(event.spot)
+                if event.by_user:
+                    self.node.user_spots.inc()
+                    if entry is None:
+                        await self._send(DUPLICATE_NOTICE)
+                else:
+                    self.node.feed_spots.inc()
+            elif isinstance(event, ShowDx):
+                newest_first = reversed(self.node.hub.ring.latest(SHOW_DX_SCAN))
+                picked = islice((e for e in newest_first if event.matches(e.spot)), event.count)
+                await self._send(self.session.format_show_dx(picked))
+            elif isinstance(event, LoggedIn):
+                self._login_scope.deadline = math.inf  # idle users are kept
+                self._logged_in(event)
+            elif isinstance(event, Close):
+                log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
+
+    def _logged_in(self, event: LoggedIn) -> None:
+        if event.feed:
+            self._role = "feed"
+            self.node.feed_peers += 1
+            return
+        self._role = "user"
+        self.node.users += 1
+        self._nursery.start_soon(self._until_done, self._write_loop)
+
+    async def _write_loop(self) -> None:
+        """Follow the ring from the login moment; one write per tick carries every matching spot."""
+        hub, session = self.node.hub, self.session
+        cursor = hub.ring.last_seq
+        while True:
+            await hub.wait_after(cursor)
+            ring = hub.ring
+            chunks: list[bytes] = []
+            if cursor + 1 < ring.first_seq:
+                chunks.append(f"*** gap: {ring.first_seq - 1 - cursor} spots skipped\r\n".encode())
+                cursor = ring.first_seq - 1
+            entries = ring.after(cursor, MAX_BATCH)
+            if entries:
+                cursor = entries[-1].seq
+            chunks += [session.spot_line(e) for e in entries if session.wants(e)]
+            if chunks:
+                await self._send(b"".join(chunks))
+            else:
+                await trio.lowlevel.checkpoint()
+
+
+async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAMSRV",
+                        feeds: FeedPolicy | None = None, metrics: Registry | None = None,
+                        login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
+                        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
+    node = _Node(hub, node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
+                 login_timeout, write_timeout)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    actual_port = listeners[0].socket.getsockname()[1]
+    async with trio.open_nursery() as handlers:
+        await handlers.start(partial(trio.serve_listeners, node.handle, listeners,
+                                     handler_nursery=handlers))
+        log.info("DX cluster port listening on %s:%d", host, actual_port)
+        task_status.started(actual_port)
