@@ -77,6 +77,8 @@ class Config:
         "help": "PostgreSQL URL (default: embedded server in the data dir)"})
     data_dir: Path = field(default=Path("var"), metadata={
         "env": "HAMSRV_DATA_DIR", "parse": Path, "help": "data directory"})
+    web_dir: Path = field(default=Path(__file__).resolve().parents[1] / "web", metadata={
+        "env": "HAMSRV_WEB_DIR", "parse": Path, "help": "folder holding the web page"})
     tls_cert: Path | None = field(default=None, metadata={
         "env": "HAMSRV_TLS_CERT", "parse": _optional_file, "help": "server certificate (PEM) for HTTPS"})
     tls_key: Path | None = field(default=None, metadata={

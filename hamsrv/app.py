@@ -1,0 +1,107 @@
+"""The root nursery: every service of the process, started in dependency order.
+
+Each service is started with `await nursery.start(...)`, so it is ready (bound, migrated, connected)
+before the next one that needs it starts. SIGTERM/SIGINT set `shutdown`: the firehose says goodbye,
+HTTP stops accepting and lets requests in flight finish, then everything else is cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+from dataclasses import dataclass
+
+import trio
+
+from hamsrv import cty
+from hamsrv.config import Config
+from hamsrv.db.database import Database
+from hamsrv.firehose.enrich import make_prepare
+from hamsrv.firehose.fanout import Firehose
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.links import parse_links, serve_links
+from hamsrv.firehose.node import FeedPolicy, serve_cluster
+from hamsrv.firehose.qso_events import listen_qsos
+from hamsrv.firehose.ring import SpotRing
+from hamsrv.http.api import AppState, create_app
+from hamsrv.http.listener import serve_public
+from hamsrv.metrics import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """Handed to whoever started the app (tests, the CLI): where it listens and how to stop it."""
+
+    http_port: int
+    cluster_port: int
+    db: Database
+    hub: Hub
+    shutdown: trio.Event
+
+
+async def _on_signals(shutdown: trio.Event, cancel: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if shutdown.is_set():  # a second signal: stop now
+                cancel.cancel()
+                return
+            log.info("%s: shutting down", signal.Signals(signum).name)
+            shutdown.set()
+
+
+def _ssl_context(config: Config) -> ssl.SSLContext | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.tls_cert, config.tls_key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+async def run(config: Config, *, handle_signals: bool = True,
+              task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
+    shutdown = trio.Event()
+    metrics = Registry()
+    feeds = FeedPolicy.parse(config.cluster_feeds)  # ConfigError before anything starts
+    links = parse_links(config.cluster_links, config.node_call)
+    db = await Database.open(config.database_url, config.data_dir, pool_size=config.db_pool_size)
+    try:
+        async with trio.open_nursery() as root:
+            if handle_signals:
+                root.start_soon(_on_signals, shutdown, root.cancel_scope)
+            table = cty.load(config.data_dir)
+            hub = Hub(SpotRing(max_age=config.ring_hours * 3600), tick=config.tick_ms / 1000,
+                      prepare=make_prepare(table, trio.current_time), metrics=metrics)
+            await root.start(hub.run)
+            await root.start(listen_qsos, db, hub)
+            cluster_port = await root.start(
+                lambda task_status: serve_cluster(
+                    hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
+                    feeds=feeds, metrics=metrics, task_status=task_status))
+            link_states = await root.start(lambda task_status: serve_links(
+                hub, links, metrics=metrics, task_status=task_status))
+            firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
+            state = AppState(db=db, hub=hub, metrics=metrics, max_upload_bytes=config.max_upload_mb << 20,
+                             web_dir=config.web_dir)
+            state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
+            state.health_extras["firehose"] = firehose.statistics
+            app = create_app(state)
+            stop_http = trio.Event()
+            async with trio.open_nursery() as front:
+                http_port = await front.start(lambda task_status: serve_public(
+                    app, firehose, config.http.host, config.http.port, ssl_context=_ssl_context(config),
+                    grace=config.shutdown_grace, shutdown=stop_http, task_status=task_status))
+                log.info("hamsrv ready: http %s:%d, cluster %s:%d", config.http.host, http_port,
+                         config.cluster.host, cluster_port)
+                task_status.started(Running(http_port, cluster_port, db, hub, shutdown))
+                await shutdown.wait()
+                with trio.move_on_after(1.0):
+                    await firehose.close_all(1001)
+                stop_http.set()
+            root.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await db.close()

@@ -1,0 +1,276 @@
+"""The JSON API and the page, as a quart-trio app. Errors are JSON with a 4xx status naming the field."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from quart import Response, jsonify, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from hamsrv.config import Config
+from hamsrv.db import qsos
+from hamsrv.db.database import Database, Row
+from hamsrv.errors import DatabaseError, InputError
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.ring import spot_to_dict
+from hamsrv.firehose.spot_input import spot_from_json
+from hamsrv.http.qso_input import row_from_json
+from hamsrv.identity.tokens import user_for_token
+from hamsrv.metrics import Registry
+from hamsrv.model import normalize_band
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """What the routes need from the running process."""
+
+    db: Database
+    hub: Hub
+    metrics: Registry
+    started: float = field(default_factory=time.monotonic)
+    health_extras: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    max_upload_bytes: int = 512 << 20
+    web_dir: Path = Config.web_dir
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+def error(status: int, message: str, field: str | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def qso_json(row: Row) -> dict[str, Any]:
+    return {k: json_value(v) for k, v in row.items() if k not in ("owner_id", "start_minute")}
+
+
+def parse_time(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 date or time", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}", name)
+    return int(text)
+
+
+def encode_cursor(row: Row) -> str:
+    return base64.urlsafe_b64encode(f"{row['start_at'].isoformat()}|{row['id']}".encode()).decode()
+
+
+def decode_cursor(text: str) -> tuple[datetime, int]:
+    try:
+        when, _, ident = base64.urlsafe_b64decode(text.encode()).decode().partition("|")
+        return datetime.fromisoformat(when), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "cursor is not one this server issued", "cursor") from None
+
+
+async def json_body() -> dict[str, Any]:
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def create_app(state: AppState) -> QuartTrio:
+    app = QuartTrio(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = state.max_upload_bytes
+    app.extensions["hamsrv"] = state
+
+    def authenticated(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @wraps(handler)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            auth = request.headers.get("Authorization", "")
+            scheme, _, token = auth.partition(" ")
+            user = await user_for_token(state.db, token.strip()) if scheme.lower() == "bearer" else None
+            if user is None:
+                response = error(401, "a valid API token is required (Authorization: Bearer ...)")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                return response
+            return await handler(user, *args, **kwargs)
+        return wrapper
+
+    @app.errorhandler(ApiError)
+    async def on_api_error(exc: ApiError) -> Response:
+        return error(exc.status, str(exc), exc.field)
+
+    @app.errorhandler(InputError)
+    async def on_input_error(exc: InputError) -> Response:
+        return error(400, str(exc), exc.field)
+
+    @app.errorhandler(DatabaseError)
+    async def on_db_error(exc: DatabaseError) -> Response:
+        log.warning("database error: %s", exc)
+        return error(503, "the database is unavailable, try again shortly")
+
+    @app.errorhandler(HTTPException)
+    async def on_http_error(exc: HTTPException) -> Response:
+        return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    async def on_unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error(500, "internal error (logged on the server)")
+
+    @app.get("/")
+    async def index() -> Any:
+        return await send_from_directory(state.web_dir, "index.html")
+
+    @app.get("/web/<path:name>")
+    async def web_file(name: str) -> Any:
+        return await send_from_directory(state.web_dir, name)
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        db_ok = await state.db.ping()
+        body: dict[str, Any] = {
+            "status": "ok" if db_ok else "degraded",
+            "database": "ok" if db_ok else "down",
+            "uptime": round(time.monotonic() - state.started, 3),
+        }
+        for name, read in state.health_extras.items():
+            body[name] = read()
+        response = jsonify(body)
+        response.status_code = 200 if db_ok else 503
+        return response
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), content_type="text/plain; version=0.0.4")
+
+    # ---- logbook
+    @app.get("/api/qsos")
+    @authenticated
+    async def list_qsos(user: Row) -> Response:
+        args = request.args
+        band = args.get("band")
+        if band is not None and normalize_band(band) is None:
+            raise ApiError(400, f"{band!r} is not an ADIF band", "band")
+        limit = parse_int("limit", args.get("limit"), 100, 1, qsos.PAGE_MAX)
+        rows = await qsos.search(
+            state.db, user["id"], call=args.get("call", "").upper() or None,
+            band=normalize_band(band) if band else None, mode=args.get("mode", "").upper() or None,
+            since=parse_time("from", args.get("from")), until=parse_time("to", args.get("to")),
+            before=decode_cursor(args["cursor"]) if "cursor" in args else None, limit=limit)
+        next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
+        return jsonify({"qsos": [qso_json(r) for r in rows], "next": next_cursor})
+
+    @app.post("/api/qsos")
+    @authenticated
+    async def create_qso(user: Row) -> Response:
+        row = row_from_json(await json_body())
+        created = await qsos.insert(state.db, user["id"], row)
+        if created is None:
+            existing = await qsos.find_duplicate(state.db, user["id"], row)
+            response = error(409, "this QSO is logged already (same call, band, mode and minute)")
+            if existing is not None:
+                response = jsonify({"error": "this QSO is logged already (same call, band, mode and minute)",
+                                    "id": existing["id"]})
+                response.status_code = 409
+            return response
+        response = jsonify(qso_json(created))
+        response.status_code = 201
+        response.headers["Location"] = f"/api/qsos/{created['id']}"
+        return response
+
+    @app.get("/api/qsos/<int:qso_id>")
+    @authenticated
+    async def get_qso(user: Row, qso_id: int) -> Response:
+        row = await qsos.get(state.db, user["id"], qso_id)
+        if row is None:
+            raise ApiError(404, f"no QSO {qso_id}")
+        return jsonify(qso_json(row))
+
+    @app.patch("/api/qsos/<int:qso_id>")
+    @authenticated
+    async def patch_qso(user: Row, qso_id: int) -> Response:
+        patch = await json_body()
+        current = await qsos.get(state.db, user["id"], qso_id)
+        if current is None:
+            raise ApiError(404, f"no QSO {qso_id}")
+        row = row_from_json(patch, base=current)
+        try:
+            updated = await qsos.replace(state.db, user["id"], qso_id, row)
+        except DatabaseError as exc:
+            if "qsos_dedupe" in str(exc):
+                raise ApiError(409, "another QSO has the same call, band, mode and minute") from None
+            raise
+        if updated is None:
+            raise ApiError(404, f"no QSO {qso_id}")
+        return jsonify(qso_json(updated))
+
+    @app.delete("/api/qsos/<int:qso_id>")
+    @authenticated
+    async def delete_qso(user: Row, qso_id: int) -> Response:
+        if not await qsos.delete(state.db, user["id"], qso_id):
+            raise ApiError(404, f"no QSO {qso_id}")
+        return Response("", status=204)
+
+    # ---- spots
+    @app.get("/api/spots")
+    async def list_spots() -> Response:
+        args = request.args
+        since = parse_int("since", args.get("since"), 0, 0, 2**62)
+        limit = parse_int("limit", args.get("limit"), 100, 1, 1000)
+        band = args.get("band")
+        if band is not None and normalize_band(band) is None:
+            raise ApiError(400, f"{band!r} is not an ADIF band", "band")
+        band = normalize_band(band) if band else None
+        mode = args.get("mode", "").upper() or None
+        picked = []
+        entries = state.hub.ring.after(since) if "since" in args else state.hub.ring.latest(50_000)
+        for entry in entries:
+            if (band is None or entry.spot.band == band) and (mode is None or entry.spot.mode == mode):
+                picked.append(entry)
+        picked = picked[:limit] if "since" in args else picked[-limit:]
+        return jsonify({"spots": [spot_to_dict(e.spot) for e in picked],
+                        "last_id": state.hub.ring.last_seq})
+
+    @app.post("/api/spots")
+    @authenticated
+    async def post_spot(user: Row) -> Response:
+        spot = spot_from_json(await json_body(), spotter=user["callsign"])
+        entry = state.hub.publish(spot)
+        if entry is None:
+            return error(409, "duplicate spot (same call, spotter, frequency and minute within the hour)")
+        response = jsonify(spot_to_dict(entry.spot))
+        response.status_code = 201
+        return response
+
+    return app

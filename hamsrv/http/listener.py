@@ -1,0 +1,159 @@
+"""The one public port: read the request head, send `/ws/firehose` upgrades to the firehose fast path
+and hand every other connection (with the bytes already read) to hypercorn's trio TCPServer.
+
+TCPServer is internal to hypercorn, hence the pinned version and tests/http/test_listener.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.utils import wrap_app
+
+log = logging.getLogger(__name__)
+
+MAX_HEAD = 16 * 1024  # request heads larger than this are not browsers; hypercorn answers them
+HEAD_TIMEOUT = 10.0
+
+
+class FirehoseHandler(Protocol):
+    async def handle(self, stream: trio.abc.Stream, head: bytes, peer_ip: str) -> None: ...
+
+
+class PrefixedStream(trio.abc.Stream):
+    """A stream whose first receive returns bytes we already read; everything else is the inner stream's
+    (hypercorn looks for `socket`, or `do_handshake`/`transport_stream` on TLS)."""
+
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes):
+        self._inner, self._prefix = inner, prefix
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return bytes(await self._inner.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()  # type: ignore[attr-defined]
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def is_firehose_upgrade(head: bytes) -> bool:
+    line, _, rest = head.partition(b"\r\n")
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != b"GET":
+        return False
+    path = parts[1].split(b"?", 1)[0]
+    return path == b"/ws/firehose" and b"upgrade:" in rest.lower()
+
+
+async def read_head(stream: trio.abc.Stream) -> bytes:
+    buf = b""
+    with trio.move_on_after(HEAD_TIMEOUT):
+        while b"\r\n\r\n" not in buf and len(buf) < MAX_HEAD:
+            data = await stream.receive_some(MAX_HEAD)
+            if not data:
+                break
+            buf += data
+    return buf
+
+
+def peer_ip_of(stream: trio.abc.Stream) -> str:
+    sock_stream = getattr(stream, "transport_stream", stream)
+    try:
+        return str(sock_stream.socket.getpeername()[0])
+    except (AttributeError, OSError):
+        return "?"
+
+
+def hypercorn_config(grace: float) -> HypercornConfig:
+    config = HypercornConfig()
+    config.graceful_timeout = grace
+    config.keep_alive_timeout = 75
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.include_server_header = False
+    return config
+
+
+async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, port: int, *,
+                       ssl_context: ssl.SSLContext | None = None, grace: float = 4.0,
+                       shutdown: trio.Event | None = None,
+                       task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve until cancelled or until `shutdown` is set; then stop accepting, let requests in flight
+    finish for up to `grace` seconds, and return. started() reports the bound port."""
+    config = hypercorn_config(grace)
+    wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+    lifespan_state: dict[str, Any] = {}
+    lifespan = Lifespan(wrapped, config, lifespan_state)
+    listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    bound = listeners[0].socket.getsockname()[1]
+
+    async def handle(stream: trio.SocketStream) -> None:
+        conn: trio.abc.Stream = stream
+        if ssl_context is not None:
+            conn = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
+            try:
+                with trio.fail_after(config.ssl_handshake_timeout):
+                    await conn.do_handshake()
+            except (trio.BrokenResourceError, trio.TooSlowError):
+                await trio.aclose_forcefully(conn)
+                return
+        try:
+            head = await read_head(conn)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await trio.aclose_forcefully(conn)
+            return
+        if not head:
+            await trio.aclose_forcefully(conn)
+            return
+        if firehose is not None and is_firehose_upgrade(head):
+            try:
+                await firehose.handle(conn, head, peer_ip_of(conn))
+            finally:
+                await trio.aclose_forcefully(conn)
+            return
+        server = TCPServer(wrapped, config, context, lifespan_state.copy(),  # type: ignore[arg-type]
+                           PrefixedStream(conn, head))  # type: ignore[arg-type]
+        await server.run()
+
+    async with trio.open_nursery() as lifespan_nursery:
+        await lifespan_nursery.start(lifespan.handle_lifespan)
+        await lifespan.wait_for_startup()
+        async with trio.open_nursery() as handlers:
+            async with trio.open_nursery() as acceptor:
+                acceptor.start_soon(_serve_listeners, handle, listeners, handlers)
+                task_status.started(bound)
+                if shutdown is not None:
+                    await shutdown.wait()
+                    acceptor.cancel_scope.cancel()
+            # Not accepting any more: idle keep-alive connections close, requests in flight get `grace`.
+            await context.terminated.set()
+            handlers.cancel_scope.deadline = trio.current_time() + grace
+        await lifespan.wait_for_shutdown()
+        lifespan_nursery.cancel_scope.cancel()
+
+
+async def _serve_listeners(handler: Callable[[trio.SocketStream], Awaitable[None]],
+                           listeners: list[trio.SocketListener], handlers: trio.Nursery) -> None:
+    await trio.serve_listeners(handler, listeners, handler_nursery=handlers)  # type: ignore[arg-type]

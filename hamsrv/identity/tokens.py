@@ -1,0 +1,48 @@
+"""Users and their API tokens. A token is shown once; only its SHA-256 is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from hamsrv.db.database import Database, Row, UniqueViolation
+from hamsrv.errors import InputError
+from hamsrv.model import normalize_call
+
+TOKEN_PREFIX = "hamsrv_"
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def add_user(db: Database, callsign: str, email: str | None = None) -> Row:
+    call = normalize_call(callsign)
+    if call is None:
+        raise InputError(f"{callsign!r} is not a callsign", field="callsign")
+    try:
+        row = await db.fetchrow("INSERT INTO users (callsign, email) VALUES (%s, %s) RETURNING *",
+                                [call, email])
+    except UniqueViolation:
+        raise InputError(f"user {call} exists already", field="callsign") from None
+    assert row is not None
+    return row
+
+
+async def get_user(db: Database, callsign: str) -> Row | None:
+    return await db.fetchrow("SELECT * FROM users WHERE callsign = %s", [callsign.strip().upper()])
+
+
+async def issue_token(db: Database, user_id: int, name: str = "") -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await db.execute("INSERT INTO api_tokens (user_id, token_sha256, name) VALUES (%s, %s, %s)",
+                     [user_id, _digest(token), name])
+    return token
+
+
+async def user_for_token(db: Database, token: str) -> Row | None:
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    return await db.fetchrow(
+        "UPDATE api_tokens t SET last_used_at = now() FROM users u"
+        " WHERE t.token_sha256 = %s AND u.id = t.user_id RETURNING u.*", [_digest(token)])
