@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
 from pathlib import Path
@@ -129,16 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", module="platformdirs")
     try:
         return int(args.func(args))
-    except (ConfigError, DatabaseError) as exc:
-        print(f"hamsrv: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except HamsrvError as exc:
-        print(f"hamsrv: {exc}", file=sys.stderr)
-        return 1
+    except (HamsrvError, BaseExceptionGroup) as exc:
+        error = _first_hamsrv_error(exc)
+        if error is None:
+            raise
+        print(f"hamsrv: {error}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(error, ConfigError | DatabaseError) else 1
     except KeyboardInterrupt:
         return 130
+
+
+def _first_hamsrv_error(exc: BaseException) -> HamsrvError | None:
+    """Errors raised inside the root nursery arrive wrapped in exception groups."""
+    if isinstance(exc, HamsrvError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first_hamsrv_error(inner)
+            if found is not None:
+                return found
+    return None
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ callers see at most the one error of the request that was running when the serve
 
 from __future__ import annotations
 
+import contextlib
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -109,11 +110,8 @@ class Pool:
 
     @staticmethod
     async def _discard(conn: TrioConnection) -> None:
-        with trio.CancelScope(shield=True):
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
+        with trio.CancelScope(shield=True), contextlib.suppress(psycopg.Error):
+            await conn.close()
 
     async def close(self) -> None:
         self._closed = True

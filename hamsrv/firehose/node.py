@@ -32,6 +32,7 @@ from hamsrv.firehose.session import (
     ShowDx,
     State,
 )
+from hamsrv.listen import open_listeners
 from hamsrv.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAM
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
     node = _Node(hub, node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
                  login_timeout, write_timeout)
-    listeners = await trio.open_tcp_listeners(port, host=host)
+    listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:
         await handlers.start(partial(trio.serve_listeners, node.handle, listeners,

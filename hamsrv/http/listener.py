@@ -18,6 +18,8 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
+from hamsrv.listen import open_listeners
+
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024  # request heads larger than this are not browsers; hypercorn answers them
@@ -106,7 +108,7 @@ async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, po
     context = WorkerContext(None)
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
-    listeners = await trio.open_tcp_listeners(port, host=host, backlog=4096)
+    listeners = await open_listeners(host, port)
     bound = listeners[0].socket.getsockname()[1]
 
     async def handle(stream: trio.SocketStream) -> None:

@@ -1,0 +1,655 @@
+"""The `/ws/firehose` fast path: filter groups, one frame per group per tick, direct non-blocking writes.
+
+Why it looks like this (DESIGN.md 2 and 3): per tick, each group of clients sharing a filter gets one
+frame built from the ring's pre-encoded spot bytes, and that same frame is written to every member with
+one non-blocking `write` and no await. Only a client whose kernel buffer is full gets bytes queued, and
+its writer task waits for the socket to become writable.
+
+Slow clients: a client's queued bytes are bounded by `max_pending`. When a tick's frame would exceed it,
+the client switches to *behind* mode: its queued spot frames are dropped (a frame already half written is
+kept, so framing stays intact) and it becomes a cursor into the spot ring. Its writer replays from the
+ring, one bounded frame at a time, only when the socket has taken everything else; when the cursor
+reaches the live position the client rejoins its group. If the ring has moved past the cursor the
+client first gets a gap message. So server memory per slow client is at most one frame, never a queue.
+A client that stops reading altogether stops answering pings and is closed (1011) by the keepalive.
+
+TLS streams have no file descriptor we may write to: their frames always go through the same bounded
+queue and are sent by the writer task with `send_all` (correct; not the fast path).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import struct
+import time
+from collections import deque
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+import msgpack
+import trio
+
+from hamsrv.errors import InputError
+from hamsrv.firehose import ws
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.ring import RingEntry, spot_to_dict
+from hamsrv.metrics import Registry
+from hamsrv.model import Spot, normalize_band
+
+MSGPACK_SUBPROTOCOL = "hamsrv.msgpack"
+
+DEFAULT_MAX_PENDING = 1 << 20  # bytes queued for one client before it becomes a ring cursor
+DEFAULT_PER_IP_LIMIT = 200
+DEFAULT_PING_INTERVAL = 30.0
+DEFAULT_PONG_TIMEOUT = 60.0
+DEFAULT_CLOSE_TIMEOUT = 5.0  # how long a closing handshake may take before we hang up
+REPLAY_FRAME_SPOTS = 500  # replay (since= and behind clients) goes out in frames of bounded size
+REPLAY_FRAME_BYTES = 64 * 1024
+REPLAY_SCAN = 4096  # ring entries examined per replay step, so a narrow filter cannot hog the loop
+RECEIVE_SIZE = 16384
+WRITEV_BUFFERS = 64
+
+CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
+MAX_FILTER_VALUES = 400
+_MODE = re.compile(r"[A-Z0-9-]{1,16}")
+
+
+# ---------------------------------------------------------------- filters (pure)
+
+@dataclass(frozen=True, slots=True)
+class SpotFilter:
+    """The spots a client wants; None means any. Hashable: equal filters share one group and frame."""
+
+    band: frozenset[str] | None = None
+    mode: frozenset[str] | None = None
+    cont: frozenset[str] | None = None
+    dxcc: frozenset[int] | None = None
+    spotter_cont: frozenset[str] | None = None
+
+    def matches(self, spot: Spot) -> bool:
+        return ((self.band is None or spot.band in self.band)
+                and (self.mode is None or (spot.mode or "").upper() in self.mode)
+                and (self.cont is None or spot.cont in self.cont)
+                and (self.dxcc is None or spot.dxcc in self.dxcc)
+                and (self.spotter_cont is None or spot.spotter_cont in self.spotter_cont))
+
+    def to_dict(self) -> dict[str, list[str] | list[int]]:
+        """The canonical form echoed in the `subscribed` acknowledgement."""
+        out: dict[str, list[str] | list[int]] = {}
+        for name in FILTER_FIELDS:
+            values = getattr(self, name)
+            if values is not None:
+                out[name] = sorted(values)
+        return out
+
+
+EVERYTHING = SpotFilter()
+_Parser = Callable[[str | int], str | int]
+
+
+def _band(value: str | int) -> str:
+    band = normalize_band(str(value))
+    if band is None:
+        raise InputError(f"unknown band {value!r} (ADIF band names such as 20m, 2m, 70cm)", field="band")
+    return band
+
+
+def _mode(value: str | int) -> str:
+    mode = str(value).strip().upper()
+    if not _MODE.fullmatch(mode):
+        raise InputError(f"invalid mode {value!r}", field="mode")
+    return mode
+
+
+def _continent(field: str) -> _Parser:
+    def parse(value: str | int) -> str:
+        cont = str(value).strip().upper()
+        if cont not in CONTINENTS:
+            raise InputError(f"unknown continent {value!r} (one of {', '.join(sorted(CONTINENTS))})",
+                             field=field)
+        return cont
+    return parse
+
+
+def _dxcc(value: str | int) -> int:
+    text = str(value).strip()
+    if not text.isdigit() or int(text) > 999:
+        raise InputError(f"invalid DXCC entity number {value!r}", field="dxcc")
+    return int(text)
+
+
+_FIELD_PARSERS = {"band": _band, "mode": _mode, "cont": _continent("cont"), "dxcc": _dxcc,
+                  "spotter_cont": _continent("spotter_cont")}
+FILTER_FIELDS = tuple(_FIELD_PARSERS)
+
+
+def _values(field: str, raw: object) -> list[str | int]:
+    """A field's values: a list, or one value; strings may hold several values separated by commas."""
+    items = raw if isinstance(raw, list) else [raw]
+    out: list[str | int] = []
+    for item in items:
+        if isinstance(item, str):
+            out += [part for part in (p.strip() for p in item.split(",")) if part]
+        elif isinstance(item, int) and not isinstance(item, bool):
+            out.append(item)
+        else:
+            raise InputError(f"{field} values must be strings or integers", field=field)
+    if len(out) > MAX_FILTER_VALUES:
+        raise InputError(f"too many {field} values (at most {MAX_FILTER_VALUES})", field=field)
+    return out
+
+
+def parse_filter(fields: Mapping[str, object]) -> SpotFilter:
+    """Validate filter fields (from a query string or a subscribe message); empty values mean any."""
+    chosen: dict[str, frozenset] = {}
+    for name, raw in fields.items():
+        parse = _FIELD_PARSERS.get(name)
+        if parse is None:
+            raise InputError(f"unknown filter field {name!r} (known: {', '.join(FILTER_FIELDS)})", field=name)
+        values = _values(name, raw)
+        if values:
+            chosen[name] = frozenset(parse(v) for v in values)
+    return SpotFilter(**chosen)
+
+
+def parse_query(query: str) -> tuple[SpotFilter, int | None]:
+    """`band=20m,40m&mode=CW&since=123` -> (filter, since); repeated fields add values."""
+    fields: dict[str, list[str]] = {}
+    since: int | None = None
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name == "since":
+            if not value.strip().isdigit():
+                raise InputError(f"since must be a spot id (a non-negative integer), not {value!r}", field="since")
+            since = int(value)
+        else:
+            fields.setdefault(name, []).append(value)
+    return parse_filter(fields), since
+
+
+def parse_subscribe(text: str) -> SpotFilter:
+    """A client's `{"subscribe": {field: [values]}}` message; raises InputError saying what is wrong."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"message is not JSON: {exc}") from exc
+    if not isinstance(message, dict) or set(message) != {"subscribe"} or not isinstance(message["subscribe"], dict):
+        raise InputError('expected {"subscribe": {"band": [...], "mode": [...], ...}}')
+    return parse_filter(message["subscribe"])
+
+
+# ---------------------------------------------------------------- frames (pure)
+
+def control_frame(message: Mapping[str, object]) -> bytes:
+    """Control messages are JSON objects in text frames; spot frames are arrays."""
+    return ws.encode_frame(ws.OP_TEXT, json.dumps(message, separators=(",", ":")).encode())
+
+
+def json_frame(entries: Sequence[RingEntry]) -> bytes:
+    """A text frame holding a JSON array of the ring's pre-encoded spots (nothing is re-encoded)."""
+    body = b",".join([e.json for e in entries])
+    return b"".join((ws.frame_header(ws.OP_TEXT, len(body) + 2), b"[", body, b"]"))
+
+
+def _packed(entry: RingEntry) -> bytes:
+    if entry.packed is None:
+        entry.packed = msgpack.packb(spot_to_dict(entry.spot))
+    return entry.packed
+
+
+def msgpack_frame(entries: Sequence[RingEntry]) -> bytes:
+    """A binary frame holding a msgpack array of spot maps, each map encoded once and shared."""
+    n = len(entries)
+    header = (bytes((0x90 | n,)) if n < 16 else struct.pack("!BH", 0xDC, n) if n < 0x10000
+              else struct.pack("!BI", 0xDD, n))
+    packed = [_packed(e) for e in entries]
+    size = len(header) + sum(map(len, packed))
+    return b"".join((ws.frame_header(ws.OP_BINARY, size), header, *packed))
+
+
+def spot_frame(entries: Sequence[RingEntry], binary: bool) -> bytes:
+    return msgpack_frame(entries) if binary else json_frame(entries)
+
+
+# ---------------------------------------------------------------- connections
+
+class _Client:
+    """One connection. `pending` holds (frame, prev_seq) items not yet fully written; prev_seq is the
+    ring position before a spot frame (None for control frames), so dropping frames yields a cursor."""
+
+    __slots__ = ("stream", "fd", "filter", "binary", "group", "pending", "head_offset", "pending_bytes",
+                 "behind", "cursor", "close_sent", "finishing", "flushed", "dead", "wakeup", "scope", "read_scope",
+                 "keepalive_scope", "last_heard")
+
+    def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool):
+        self.stream = stream
+        # Only a plain socket may be written directly; TLS and other streams go through send_all.
+        self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
+        self.filter = spot_filter
+        self.binary = binary
+        self.group: _Group | None = None
+        self.pending: deque[tuple[bytes, int | None]] = deque()
+        self.head_offset = 0  # bytes of pending[0] already written
+        self.pending_bytes = 0
+        self.behind = False
+        self.cursor = 0  # meaningful while behind: last ring seq queued to this client
+        self.close_sent = False
+        self.finishing = False  # reading is over: the writer flushes, sets `flushed` and ends
+        self.flushed = trio.Event()
+        self.dead = False
+        self.wakeup = trio.Event()
+        self.scope = trio.CancelScope()
+        self.read_scope = trio.CancelScope()
+        self.keepalive_scope = trio.CancelScope()
+        self.last_heard = trio.current_time()
+
+
+class _Group:
+    __slots__ = ("filter", "binary", "members")
+
+    def __init__(self, spot_filter: SpotFilter, binary: bool):
+        self.filter = spot_filter
+        self.binary = binary
+        self.members: set[_Client] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class FirehoseStatistics:
+    clients: int
+    groups: int
+    behind: int  # clients currently reading from the ring instead of live
+    gaps: int  # gap messages sent (clients that lost spots to the ring window)
+    closes: int  # connections ended, for any reason
+    timeouts: int  # closed by the keepalive (no pong: a client that stopped reading)
+
+
+class Firehose:
+    """Serves `/ws/firehose`; create once, call `handle` for each upgrade request the listener sees."""
+
+    def __init__(self, hub: Hub, *, metrics: Registry | None = None,
+                 max_pending: int = DEFAULT_MAX_PENDING, per_ip_limit: int = DEFAULT_PER_IP_LIMIT,
+                 ping_interval: float = DEFAULT_PING_INTERVAL, pong_timeout: float = DEFAULT_PONG_TIMEOUT,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                 allowed_origins: Collection[str] | None = None,
+                 max_message_size: int = ws.DEFAULT_MAX_MESSAGE):
+        self.hub = hub
+        self.max_pending = max_pending
+        self.per_ip_limit = per_ip_limit
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
+        self.allowed_origins = None if allowed_origins is None else frozenset(o.lower() for o in allowed_origins)
+        self.max_message_size = max_message_size
+        self._clients: set[_Client] = set()
+        self._groups: dict[tuple[SpotFilter, bool], _Group] = {}
+        self._per_ip: dict[str, int] = {}
+        self._shutting_down = False
+        self._all_gone: trio.Event | None = None
+        m = metrics or Registry()
+        m.gauge("hamsrv_firehose_clients", "Open firehose WebSocket connections", lambda: len(self._clients))
+        m.gauge("hamsrv_firehose_groups", "Distinct filter groups", lambda: len(self._groups))
+        m.gauge("hamsrv_firehose_behind_clients", "Clients replaying from the ring", self._count_behind)
+        self.deliveries = m.counter("hamsrv_firehose_spots_out_total", "Spot deliveries (spots x clients)")
+        self.frames = m.counter("hamsrv_firehose_frames_total", "Spot frames handed to clients")
+        self.bytes_out = m.counter("hamsrv_firehose_bytes_total", "Spot frame bytes handed to clients")
+        self.gaps = m.counter("hamsrv_firehose_gaps_total", "Gap messages (spots lost to the ring window)")
+        self.fell_behind = m.counter("hamsrv_firehose_slow_total", "Times a client's queue overflowed")
+        self.timeouts = m.counter("hamsrv_firehose_slow_closes_total",
+                                  "Clients closed by the keepalive (stopped reading or vanished)")
+        self.closes = m.counter("hamsrv_firehose_closes_total", "Firehose connections ended")
+        self.rejected = m.counter("hamsrv_firehose_rejected_total", "Upgrade requests refused")
+        self.fanout_seconds = m.counter("hamsrv_firehose_fanout_seconds_total", "Time spent in tick fan-out")
+        hub.add_tick_listener(self._on_tick)
+
+    def _count_behind(self) -> float:
+        return sum(1 for c in self._clients if c.behind)
+
+    def statistics(self) -> FirehoseStatistics:
+        return FirehoseStatistics(len(self._clients), len(self._groups), int(self._count_behind()),
+                                  int(self.gaps.value), int(self.closes.value), int(self.timeouts.value))
+
+    # ------------------------------------------------------------ connection lifecycle
+
+    async def handle(self, stream: trio.abc.Stream, head: bytes, peer_ip: str) -> None:
+        """Serve one upgrade request until the connection ends; always closes `stream`."""
+        already = self._per_ip.get(peer_ip, 0)
+        self._per_ip[peer_ip] = already + 1
+        try:
+            await self._serve(stream, head, already)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the peer went away while we answered its handshake
+        finally:
+            left = self._per_ip.pop(peer_ip) - 1
+            if left:
+                self._per_ip[peer_ip] = left
+            await trio.aclose_forcefully(stream)
+
+    async def _serve(self, stream: trio.abc.Stream, head: bytes, already_from_ip: int) -> None:
+        if self._shutting_down:
+            return await self._refuse(stream, ws.http_error(503, "server is shutting down"))
+        if already_from_ip >= self.per_ip_limit:
+            return await self._refuse(stream, ws.http_error(
+                429, f"too many firehose connections from your address (limit {self.per_ip_limit})"))
+        upgrade = ws.accept_upgrade(head, subprotocols=(MSGPACK_SUBPROTOCOL,),
+                                    allowed_origins=self.allowed_origins)
+        if isinstance(upgrade, ws.Rejection):
+            return await self._refuse(stream, upgrade.response)
+        try:
+            spot_filter, since = parse_query(urlsplit(upgrade.target).query)
+        except InputError as exc:
+            return await self._refuse(stream, ws.http_error(400, str(exc)))
+        client = _Client(stream, spot_filter, upgrade.subprotocol == MSGPACK_SUBPROTOCOL)
+        # The 101 goes through the client's queue, and the client joins the fan-out in the same step,
+        # so no tick can slip a frame in before it and none is missed after it.
+        self._send(client, upgrade.response)
+        self._clients.add(client)
+        live = self.hub.announced_seq
+        if since is None or since >= live:
+            self._join(client)
+        else:
+            client.behind, client.cursor = True, since
+        try:
+            with client.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._write_loop, client)
+                    nursery.start_soon(self._keepalive, client)
+                    await self._read_loop(client, upgrade.trailing)
+                    await self._finish(client)
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._forget(client)
+
+    async def _finish(self, c: _Client) -> None:
+        """After reading ends: flush what is queued (the close frame), half-close, and read until the
+        client hangs up, so unread client bytes cannot turn our close into a reset; bounded in time."""
+        self._leave(c)
+        c.keepalive_scope.cancel()
+        c.finishing = True
+        c.wakeup.set()
+        with trio.move_on_after(self.close_timeout):
+            await c.flushed.wait()
+            try:
+                if isinstance(c.stream, trio.abc.HalfCloseableStream):
+                    await c.stream.send_eof()
+                while await c.stream.receive_some(RECEIVE_SIZE):
+                    pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def _refuse(self, stream: trio.abc.Stream, response: bytes) -> None:
+        self.rejected.inc()
+        with trio.move_on_after(self.close_timeout):
+            await stream.send_all(response)
+
+    def _forget(self, c: _Client) -> None:
+        """Unregister before the socket closes, so no direct write can reach a reused descriptor."""
+        c.dead = True
+        self._leave(c)
+        c.pending.clear()
+        self._clients.discard(c)
+        self.closes.inc()
+        if self._all_gone is not None and not self._clients:
+            self._all_gone.set()
+
+    async def close_all(self, code: int = ws.CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Graceful shutdown: refuse new clients, send everybody a close frame, wait, then hang up."""
+        self._shutting_down = True
+        self._all_gone = trio.Event()
+        if not self._clients:
+            return
+        for c in list(self._clients):
+            self._close(c, code, reason)
+        with trio.move_on_after(2 * self.close_timeout):
+            await self._all_gone.wait()
+        for c in list(self._clients):
+            c.scope.cancel()
+        await self._all_gone.wait()
+
+    # ------------------------------------------------------------ groups and state
+
+    def _join(self, c: _Client) -> None:
+        key = (c.filter, c.binary)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(c.filter, c.binary)
+        group.members.add(c)
+        c.group = group
+
+    def _leave(self, c: _Client) -> None:
+        """Out of the live fan-out and out of replay."""
+        c.behind = False
+        group = c.group
+        if group is not None:
+            group.members.discard(c)
+            c.group = None
+            if not group.members:
+                del self._groups[(group.filter, group.binary)]
+
+    def _drop_queued_spots(self, c: _Client) -> int | None:
+        """Drop queued spot frames not yet started; returns the ring position before the first dropped."""
+        first_dropped: int | None = None
+        kept: deque[tuple[bytes, int | None]] = deque()
+        for i, (data, prev_seq) in enumerate(c.pending):
+            if prev_seq is None or (i == 0 and c.head_offset):
+                kept.append((data, prev_seq))
+            else:
+                if first_dropped is None:
+                    first_dropped = prev_seq
+                c.pending_bytes -= len(data)
+        c.pending = kept
+        return first_dropped
+
+    def _fall_behind(self, c: _Client, tick_prev_seq: int) -> None:
+        first_dropped = self._drop_queued_spots(c)
+        self._leave(c)
+        c.behind = True
+        c.cursor = tick_prev_seq if first_dropped is None else first_dropped
+        self.fell_behind.inc()
+        c.wakeup.set()
+
+    def _close(self, c: _Client, code: int | None, reason: str) -> None:
+        """Start (or answer) the closing handshake: no more spots, the close frame after what is queued."""
+        if c.close_sent or c.dead:
+            return
+        c.close_sent = True
+        self._leave(c)
+        self._drop_queued_spots(c)
+        self._send(c, ws.close_frame(code, reason))
+        c.read_scope.deadline = min(c.read_scope.deadline, trio.current_time() + self.close_timeout)
+
+    def _abort(self, c: _Client) -> None:
+        """The connection is broken: stop everything for this client now."""
+        c.dead = True
+        self._leave(c)
+        c.pending.clear()
+        c.pending_bytes = 0
+        c.scope.cancel()
+
+    # ------------------------------------------------------------ writing
+
+    def _send(self, c: _Client, data: bytes, prev_seq: int | None = None) -> None:
+        """Write now with one non-blocking syscall when nothing is queued; else queue behind the rest."""
+        if c.dead:
+            return
+        written = 0
+        if c.fd >= 0 and not c.pending:
+            try:
+                written = os.write(c.fd, data)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return self._abort(c)
+            if written == len(data):
+                return
+            c.head_offset = written
+        c.pending.append((data, prev_seq))
+        c.pending_bytes += len(data) - written
+        c.wakeup.set()
+
+    def _on_tick(self, new: list[RingEntry]) -> None:
+        """Hub tick listener (synchronous): one frame per group, the same bytes to every member."""
+        started = time.perf_counter()
+        tick_prev_seq = new[0].seq - 1
+        for group in list(self._groups.values()):
+            spot_filter = group.filter
+            matching = new if spot_filter == EVERYTHING else [e for e in new if spot_filter.matches(e.spot)]
+            if not matching:
+                continue
+            frame = spot_frame(matching, group.binary)
+            size, sent = len(frame), 0
+            for c in tuple(group.members):
+                if c.pending_bytes and c.pending_bytes + size > self.max_pending:
+                    self._fall_behind(c, tick_prev_seq)
+                else:
+                    self._send(c, frame, tick_prev_seq)
+                    sent += 1
+            self.frames.inc(sent)
+            self.deliveries.inc(sent * len(matching))
+            self.bytes_out.inc(sent * size)
+        self.fanout_seconds.inc(time.perf_counter() - started)
+
+    async def _write_loop(self, c: _Client) -> None:
+        while True:
+            if c.pending:
+                await (self._flush_direct(c) if c.fd >= 0 else self._flush_stream(c))
+            elif c.behind:
+                self._replay_step(c)
+                await trio.lowlevel.checkpoint()
+            elif c.finishing:
+                return c.flushed.set()
+            else:
+                await c.wakeup.wait()
+                c.wakeup = trio.Event()
+
+    async def _flush_direct(self, c: _Client) -> None:
+        stream = c.stream
+        assert isinstance(stream, trio.SocketStream)
+        await trio.lowlevel.wait_writable(stream.socket)
+        if not c.pending:
+            return
+        first = memoryview(c.pending[0][0])[c.head_offset:]
+        buffers = [first, *(data for data, _ in itertools.islice(c.pending, 1, WRITEV_BUFFERS))]
+        try:
+            written = os.writev(c.fd, buffers)
+        except BlockingIOError:
+            return
+        except OSError:
+            return self._abort(c)
+        c.pending_bytes -= written
+        while written:
+            left = len(c.pending[0][0]) - c.head_offset
+            if written < left:
+                c.head_offset += written
+                break
+            written -= left
+            c.pending.popleft()
+            c.head_offset = 0
+
+    async def _flush_stream(self, c: _Client) -> None:
+        """TLS (or any non-socket stream): send everything queued with one send_all."""
+        first, _ = c.pending.popleft()
+        parts = [memoryview(first)[c.head_offset:], *(data for data, _ in c.pending)]
+        c.pending.clear()
+        c.pending_bytes = c.head_offset = 0
+        try:
+            await c.stream.send_all(b"".join(parts))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._abort(c)
+
+    def _replay_step(self, c: _Client) -> None:
+        """Queue the next bounded replay frame for a client that reads from the ring (after a gap message
+        when the ring no longer holds its position); put it back into the live fan-out once caught up."""
+        ring, live = self.hub.ring, self.hub.announced_seq
+        if c.cursor < ring.first_seq - 1:
+            oldest_missing, last_missing = c.cursor + 1, min(ring.first_seq - 1, live)
+            self._send(c, control_frame({"type": "gap", "from": oldest_missing, "to": last_missing}))
+            self.gaps.inc()
+            c.cursor = last_missing
+        start, matched, size = c.cursor, [], 0
+        for entry in ring.after(c.cursor, REPLAY_SCAN):
+            if entry.seq > live:
+                break
+            c.cursor = entry.seq
+            if c.filter.matches(entry.spot):
+                matched.append(entry)
+                size += len(entry.json)
+                if len(matched) >= REPLAY_FRAME_SPOTS or size >= REPLAY_FRAME_BYTES:
+                    break
+        if matched:
+            self._send(c, spot_frame(matched, c.binary), start)
+        if c.cursor >= live and not c.dead:
+            c.behind = False
+            self._join(c)
+
+    # ------------------------------------------------------------ reading and keepalive
+
+    async def _read_loop(self, c: _Client, data: bytes) -> None:
+        """Read frames until the client closes, breaks the protocol, or goes away."""
+        reader = ws.FrameReader(max_message_size=self.max_message_size)
+        with c.read_scope:
+            while True:
+                if data:
+                    c.last_heard = trio.current_time()
+                    reader.receive_data(data)
+                    while (event := reader.next_event()) is not None:
+                        if self._on_event(c, event):
+                            return
+                try:
+                    data = await c.stream.receive_some(RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                if not data:
+                    return
+
+    def _on_event(self, c: _Client, event: ws.Event) -> bool:
+        """Act on one client event; True when reading is over."""
+        if isinstance(event, ws.TextMessage):
+            self._on_subscribe(c, event.text)
+        elif isinstance(event, ws.Ping):
+            if not c.close_sent:
+                self._send(c, ws.encode_frame(ws.OP_PONG, event.payload))
+        elif isinstance(event, ws.BinaryMessage):
+            self._send_error(c, InputError("binary messages are not understood: send JSON text"))
+        elif isinstance(event, ws.Close):
+            self._close(c, event.code, "")  # echo the client's code (nothing when it is closing our close)
+            return True
+        elif isinstance(event, ws.ProtocolError):
+            self._close(c, event.code, event.reason)
+            return True
+        return False  # a Pong: last_heard is already updated
+
+    def _on_subscribe(self, c: _Client, text: str) -> None:
+        if c.close_sent:
+            return
+        try:
+            new_filter = parse_subscribe(text)
+        except InputError as exc:
+            return self._send_error(c, exc)
+        c.filter = new_filter
+        if not c.behind:  # a behind client picks the new filter up in its next replay step
+            self._leave(c)
+            self._join(c)
+        self._send(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
+
+    def _send_error(self, c: _Client, exc: InputError) -> None:
+        message: dict[str, object] = {"type": "error", "error": str(exc)}
+        if exc.field:
+            message["field"] = exc.field
+        self._send(c, control_frame(message))
+
+    async def _keepalive(self, c: _Client) -> None:
+        """Ping every ping_interval; close (1011) a client not heard from within pong_timeout."""
+        with c.keepalive_scope:
+            while not c.close_sent:
+                await trio.sleep(self.ping_interval)
+                if c.close_sent:
+                    return
+                if trio.current_time() - c.last_heard > self.pong_timeout:
+                    self.timeouts.inc()
+                    return self._close(c, ws.CloseCode.INTERNAL_ERROR, "keepalive timeout: no pong")
+                self._send(c, ws.encode_frame(ws.OP_PING, b""))
+
+
