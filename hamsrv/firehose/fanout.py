@@ -346,6 +346,8 @@ class Firehose:
         # so no tick can slip a frame in before it and none is missed after it.
         self._send(client, upgrade.response)
         self._clients.add(client)
+        if since is not None:  # announce spots still waiting for the tick, so `since` splits replay/live exactly
+            self.hub.flush_tick()
         live = self.hub.announced_seq
         if since is None or since >= live:
             self._join(client)

@@ -1,0 +1,334 @@
+"""ADIF record fields -> a row for the `qsos` table (or a reason to reject it), and back. No I/O.
+
+Columns that have a type get clean python values ready for binary COPY; every other non-empty field
+goes into `extra` under its original upper-case name, so an export gives back what was imported.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+from hamsrv.model import band_for_mhz, normalize_band
+
+QSO_COLUMNS = (
+    "call", "start_at", "end_at", "band", "band_rx", "mode", "submode", "freq", "freq_rx",
+    "rst_sent", "rst_rcvd", "gridsquare", "my_gridsquare", "station_callsign", "operator", "dxcc",
+    "qsl_sent", "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", "lotw_qsl_rcvd", "lotw_qslsdate",
+    "lotw_qslrdate", "eqsl_qsl_sent", "eqsl_qsl_rcvd", "eqsl_qslsdate", "eqsl_qslrdate", "extra",
+)
+
+
+class Qso(NamedTuple):
+    """One row of `qsos`, in QSO_COLUMNS order (a tuple, so it goes to COPY as is)."""
+
+    call: str
+    start_at: datetime
+    end_at: datetime | None
+    band: str | None
+    band_rx: str | None
+    mode: str | None
+    submode: str | None
+    freq: float | None
+    freq_rx: float | None
+    rst_sent: str | None
+    rst_rcvd: str | None
+    gridsquare: str | None
+    my_gridsquare: str | None
+    station_callsign: str | None
+    operator: str | None
+    dxcc: int | None
+    qsl_sent: str | None
+    qsl_rcvd: str | None
+    qslsdate: date | None
+    qslrdate: date | None
+    lotw_qsl_sent: str | None
+    lotw_qsl_rcvd: str | None
+    lotw_qslsdate: date | None
+    lotw_qslrdate: date | None
+    eqsl_qsl_sent: str | None
+    eqsl_qsl_rcvd: str | None
+    eqsl_qslsdate: date | None
+    eqsl_qslrdate: date | None
+    extra: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """Why a record cannot become a QSO; `field` is the ADIF field at fault."""
+
+    field: str
+    reason: str
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+
+
+# MODE -> its SUBMODEs, ADIF 3.1.6 (FACTS 1.6; farmergreg/spec mode_gen.go). A MODE that is not an
+# active mode but is one of these submodes (PSK31, JT65A, C4FM, USB, FT4 ...) is imported as
+# MODE=parent, SUBMODE=it.
+_SUBMODES = {
+    "CHIP": "CHIP64 CHIP128", "CW": "PCW", "DIGITALVOICE": "C4FM DMR DSTAR FREEDV M17",
+    "DOMINO": "DOM-M DOM4 DOM5 DOM8 DOM11 DOM16 DOM22 DOM44 DOM88 DOMINOEX DOMINOF",
+    "DYNAMIC": "VARA HF|VARA SATELLITE|VARA FM 1200|VARA FM 9600", "FSK": "SCAMP_FAST SCAMP_SLOW SCAMP_VSLOW",
+    "HELL": "FMHELL FSKH105 FSKH245 FSKHELL HELL80 HELLX5 HELLX9 HFSK PSKHELL SLOWHELL",
+    "ISCAT": "ISCAT-A ISCAT-B", "JT4": "JT4A JT4B JT4C JT4D JT4E JT4F JT4G",
+    "JT65": "JT65A JT65B JT65B2 JT65C JT65C2",
+    "JT9": "JT9-1|JT9-2|JT9-5|JT9-10|JT9-30|JT9A|JT9B|JT9C|JT9D|JT9E|JT9E FAST|JT9F|JT9F FAST|JT9G|"
+           "JT9G FAST|JT9H|JT9H FAST",
+    "MFSK": "FSQCALL FST4 FST4W FT4 JS8 JTMS MFSK4 MFSK8 MFSK11 MFSK16 MFSK22 MFSK31 MFSK32 MFSK64 "
+            "MFSK64L MFSK128 MFSK128L Q65",
+    "MTONE": "SCAMP_OO SCAMP_OO_SLW",
+    "OLIVIA": "OLIVIA 4/125|OLIVIA 4/250|OLIVIA 8/250|OLIVIA 8/500|OLIVIA 16/500|OLIVIA 16/1000|OLIVIA 32/1000",
+    "OPERA": "OPERA-BEACON OPERA-QSO", "PAC": "PAC2 PAC3 PAC4", "PAX": "PAX2",
+    "PSK": "8PSK125 8PSK125F 8PSK125FL 8PSK250 8PSK250F 8PSK250FL 8PSK500 8PSK500F 8PSK1000 8PSK1000F "
+           "8PSK1200F FSK31 PSK10 PSK31 PSK63 PSK63F PSK63RC4 PSK63RC5 PSK63RC10 PSK63RC20 PSK63RC32 "
+           "PSK125 PSK125C12 PSK125R PSK125RC10 PSK125RC12 PSK125RC16 PSK125RC4 PSK125RC5 PSK250 PSK250C6 "
+           "PSK250R PSK250RC2 PSK250RC3 PSK250RC5 PSK250RC6 PSK250RC7 PSK500 PSK500C2 PSK500C4 PSK500R "
+           "PSK500RC2 PSK500RC3 PSK500RC4 PSK800C2 PSK800RC2 PSK1000 PSK1000C2 PSK1000R PSK1000RC2 "
+           "PSKAM10 PSKAM31 PSKAM50 PSKFEC31 QPSK31 QPSK63 QPSK125 QPSK250 QPSK500 SIM31",
+    "QRA64": "QRA64A QRA64B QRA64C QRA64D QRA64E", "ROS": "ROS-EME ROS-HF ROS-MF", "RTTY": "ASCI",
+    "SSB": "LSB USB",
+    "THOR": "THOR-M THOR4 THOR5 THOR8 THOR11 THOR16 THOR22 THOR25X4 THOR50X1 THOR50X2 THOR100",
+    "THRB": "THRBX THRBX1 THRBX2 THRBX4 THROB1 THROB2 THROB4", "TOR": "AMTORFEC GTOR NAVTEX SITORB",
+}
+ACTIVE_MODES = frozenset(_SUBMODES) | {
+    "AM", "ARDOP", "ATV", "CLO", "CONTESTI", "FAX", "FM", "FSK441", "FT8", "JT44", "JT6M", "MSK144", "MT63",
+    "PKT", "PSK2K", "Q15", "RTTYM", "SSTV", "T10", "V4", "VOI", "WINMOR", "WSPR"}
+SUBMODE_PARENT = {sub: mode for mode, subs in _SUBMODES.items()
+                  for sub in (subs.split("|") if "|" in subs else subs.split())}
+
+_SENT = frozenset("YNRQI")   # *_SENT enumeration
+_RCVD = frozenset("YNRIV")   # *_RCVD enumeration (V is import-only)
+_CALL = re.compile(r"[A-Z0-9]+(?:/[A-Z0-9]+)*")
+_HAS_DIGIT = re.compile(r"[0-9]")
+_HAS_LETTER = re.compile(r"[A-Z]")
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+
+_dates: dict[str, date] = {}
+_times: dict[str, time] = {}
+_ONE_DAY = timedelta(days=1)
+
+
+def _text(name: str, value: str | None) -> str | None:
+    return (value.strip() or None) if value else None
+
+
+def _upper(name: str, value: str | None) -> str | None:
+    return (value.strip().upper() or None) if value else None
+
+
+def _date(name: str, value: str | None, required: bool = False) -> date | None:
+    """ADIF Date: YYYYMMDD, year 1930 or later."""
+    if value is None or not (value := value.strip()):
+        if required:
+            raise _Invalid(name, "missing")
+        return None
+    cached = _dates.get(value)
+    if cached is not None:
+        return cached
+    if len(value) != 8 or not value.isdigit() or not value.isascii():
+        raise _Invalid(name, f"{value[:20]!r} is not a date (YYYYMMDD)")
+    year = int(value[:4])
+    if year < 1930:
+        raise _Invalid(name, f"{value!r}: ADIF dates start in 1930")
+    try:
+        parsed = date(year, int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise _Invalid(name, f"{value!r} is not a valid date") from None
+    if len(_dates) < 100_000:
+        _dates[value] = parsed
+    return parsed
+
+
+def _time(name: str, value: str | None, required: bool = False) -> time | None:
+    """ADIF Time: HHMM or HHMMSS, UTC."""
+    if value is None or not (value := value.strip()):
+        if required:
+            raise _Invalid(name, "missing")
+        return None
+    cached = _times.get(value)
+    if cached is not None:
+        return cached
+    if len(value) not in (4, 6) or not value.isdigit() or not value.isascii():
+        raise _Invalid(name, f"{value[:20]!r} is not a time (HHMM or HHMMSS)")
+    try:
+        parsed = time(int(value[:2]), int(value[2:4]), int(value[4:] or 0))
+    except ValueError:
+        raise _Invalid(name, f"{value!r} is not a valid time") from None
+    _times[value] = parsed
+    return parsed
+
+
+def _mhz(name: str, value: str | None) -> float | None:
+    if value is None or not (value := value.strip()):
+        return None
+    if not _NUMBER.fullmatch(value):
+        raise _Invalid(name, f"{value[:20]!r} is not a frequency in MHz")
+    return float(value)
+
+
+def _band(name: str, value: str | None, mhz: float | None) -> str | None:
+    if value is None or not value.strip():
+        return band_for_mhz(mhz) if mhz is not None else None
+    band = normalize_band(value)
+    if band is None:
+        raise _Invalid(name, f"{value[:20]!r} is not an ADIF band")
+    return band
+
+
+def _call(name: str, value: str | None, required: bool = False) -> str | None:
+    """Letters, digits and '/'-separated parts (W1AW, VP2E/W1AW/P), with a letter and a digit."""
+    if value is None or not (value := value.strip().upper()):
+        if required:
+            raise _Invalid(name, "missing")
+        return None
+    if len(value) > 32 or not _CALL.fullmatch(value) or not _HAS_DIGIT.search(value) \
+            or not _HAS_LETTER.search(value):
+        raise _Invalid(name, f"{value[:40]!r} is not a callsign")
+    return value
+
+
+def _status(allowed: frozenset[str]) -> Callable[[str, str | None], str | None]:
+    def status(name: str, value: str | None) -> str | None:
+        if value is None or not (value := value.strip().upper()):
+            return None
+        if value not in allowed:
+            raise _Invalid(name, f"{value[:20]!r} is not one of {', '.join(sorted(allowed))}")
+        return value
+    return status
+
+
+def _dxcc(name: str, value: str | None) -> int | None:
+    if value is None or not (value := value.strip()):
+        return None
+    if not value.isdigit() or not value.isascii() or len(value) > 4:
+        raise _Invalid(name, f"{value[:20]!r} is not a DXCC entity number")
+    return int(value)
+
+
+def _mode(mode_text: str | None, submode_text: str | None) -> tuple[str | None, str | None]:
+    """Deprecated and submode-as-MODE values become MODE+SUBMODE (FACTS 1.6: PSK31 -> PSK/PSK31)."""
+    mode = (mode_text.strip().upper() or None) if mode_text else None
+    submode = (submode_text.strip().upper() or None) if submode_text else None
+    if mode is None:
+        return (SUBMODE_PARENT.get(submode) if submode else None), submode
+    if mode not in ACTIVE_MODES and mode in SUBMODE_PARENT:
+        return SUBMODE_PARENT[mode], submode or mode
+    return mode, submode
+
+
+def normalize(fields: Mapping[str, str], *, lotw_report: bool = False) -> Qso | Reject:
+    """A row for `qsos`, or the reason the record cannot be one. `fields` has upper-case names (as the
+    parsers give them). With `lotw_report`, QSL_RCVD/QSLRDATE are LoTW confirmations (FACTS 3.2)."""
+    try:
+        return _normalize(fields, lotw_report)
+    except _Invalid as exc:
+        return Reject(exc.field, exc.reason)
+
+
+# Columns filled from one field each, by converters that raise _Invalid: field -> (column index, converter).
+_SENT_STATUS, _RCVD_STATUS = _status(_SENT), _status(_RCVD)
+_ONE_FIELD: dict[str, tuple[int, Callable[[str, str | None], object]]] = {
+    name.upper(): (QSO_COLUMNS.index(name), convert) for name, convert in (
+        ("rst_sent", _text), ("rst_rcvd", _text), ("gridsquare", _text), ("my_gridsquare", _text),
+        ("station_callsign", _upper), ("operator", _upper), ("dxcc", _dxcc),
+        ("qsl_sent", _SENT_STATUS), ("qsl_rcvd", _RCVD_STATUS), ("qslsdate", _date), ("qslrdate", _date),
+        ("lotw_qsl_sent", _SENT_STATUS), ("lotw_qsl_rcvd", _RCVD_STATUS), ("lotw_qslsdate", _date),
+        ("lotw_qslrdate", _date), ("eqsl_qsl_sent", _SENT_STATUS), ("eqsl_qsl_rcvd", _RCVD_STATUS),
+        ("eqsl_qslsdate", _date), ("eqsl_qslrdate", _date))}
+# Fields that need other fields to become columns (normalized below); QSO_DATE_OFF only when TIME_OFF is set.
+_CROSS_FIELD = frozenset({"CALL", "QSO_DATE", "TIME_ON", "TIME_OFF", "QSO_DATE_OFF", "BAND", "BAND_RX",
+                          "FREQ", "FREQ_RX", "MODE", "SUBMODE"})
+_QSL_RCVD, _QSLRDATE, _LOTW_QSL_RCVD, _LOTW_QSLRDATE = (
+    QSO_COLUMNS.index(name) for name in ("qsl_rcvd", "qslrdate", "lotw_qsl_rcvd", "lotw_qslrdate"))
+
+
+def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
+    get = fields.get
+    call = _call("CALL", get("CALL"), required=True)
+    qso_date = _date("QSO_DATE", get("QSO_DATE"), required=True)
+    time_on = _time("TIME_ON", get("TIME_ON"), required=True)
+    assert call is not None and qso_date is not None and time_on is not None
+    time_off = _time("TIME_OFF", get("TIME_OFF"))
+    date_off = _date("QSO_DATE_OFF", get("QSO_DATE_OFF"))
+    end_at = None
+    if time_off is not None:
+        if date_off is None:  # without QSO_DATE_OFF a QSO is shorter than a day (FACTS 1.4)
+            date_off = qso_date + _ONE_DAY if time_off < time_on else qso_date
+        end_at = datetime.combine(date_off, time_off, UTC)
+    freq = _mhz("FREQ", get("FREQ"))
+    freq_rx = _mhz("FREQ_RX", get("FREQ_RX"))
+    mode, submode = _mode(get("MODE"), get("SUBMODE"))
+    row: list[object] = [
+        call, datetime.combine(qso_date, time_on, UTC), end_at,
+        _band("BAND", get("BAND"), freq), _band("BAND_RX", get("BAND_RX"), freq_rx),
+        mode, submode, freq, freq_rx, *_EMPTY_TAIL]
+    extra = {}
+    one_field = _ONE_FIELD
+    for name, value in fields.items():
+        slot = one_field.get(name)
+        if slot is not None:
+            row[slot[0]] = slot[1](name, value)
+        elif value and name not in _CROSS_FIELD:
+            extra[name] = value
+    if end_at is None and get("QSO_DATE_OFF"):
+        extra["QSO_DATE_OFF"] = fields["QSO_DATE_OFF"]
+    if lotw_report and row[_LOTW_QSL_RCVD] is None and row[_LOTW_QSLRDATE] is None:
+        row[_LOTW_QSL_RCVD], row[_LOTW_QSLRDATE] = row[_QSL_RCVD], row[_QSLRDATE]
+        row[_QSL_RCVD] = row[_QSLRDATE] = None
+    row[-1] = extra
+    return tuple.__new__(Qso, row)
+
+
+_EMPTY_TAIL = (None,) * (len(QSO_COLUMNS) - QSO_COLUMNS.index("rst_sent"))
+
+
+def _adif_date(value: date) -> str:
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+
+def _adif_number(value: float) -> str:
+    """Shortest text that reads back as the same float, without an exponent (ADIF Number)."""
+    text = repr(value)
+    return format(Decimal(text), "f") if "e" in text or "E" in text else text
+
+
+_TEXT_COLUMNS = ("band", "band_rx", "mode", "submode", "rst_sent", "rst_rcvd", "gridsquare", "my_gridsquare",
+                 "station_callsign", "operator", "qsl_sent", "qsl_rcvd", "lotw_qsl_sent", "lotw_qsl_rcvd",
+                 "eqsl_qsl_sent", "eqsl_qsl_rcvd")
+_DATE_COLUMNS = ("qslsdate", "qslrdate", "lotw_qslsdate", "lotw_qslrdate", "eqsl_qslsdate", "eqsl_qslrdate")
+
+
+def to_fields(row: Qso) -> dict[str, str]:
+    """ADIF fields for export: normalize(to_fields(row)) == row. Times are written in UTC."""
+    start = row.start_at.astimezone(UTC)
+    fields = {"CALL": row.call, "QSO_DATE": _adif_date(start), "TIME_ON": start.strftime("%H%M%S")}
+    if row.end_at is not None:
+        end = row.end_at.astimezone(UTC)
+        fields["QSO_DATE_OFF"] = _adif_date(end)
+        fields["TIME_OFF"] = end.strftime("%H%M%S")
+    for column in _TEXT_COLUMNS:
+        value = getattr(row, column)
+        if value is not None:
+            fields[column.upper()] = value
+    if row.freq is not None:
+        fields["FREQ"] = _adif_number(row.freq)
+    if row.freq_rx is not None:
+        fields["FREQ_RX"] = _adif_number(row.freq_rx)
+    if row.dxcc is not None:
+        fields["DXCC"] = str(row.dxcc)
+    for column in _DATE_COLUMNS:
+        value = getattr(row, column)
+        if value is not None:
+            fields[column.upper()] = _adif_date(value)
+    for name, value in row.extra.items():
+        fields.setdefault(name, value)
+    return fields
