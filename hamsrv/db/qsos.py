@@ -52,7 +52,8 @@ async def search(db: Database, owner_id: int, *, call: str | None = None, band: 
                  mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                  before: tuple[datetime, int] | None = None, limit: int = 100) -> list[Row]:
     """Newest first; `before` is the (start_at, id) of the last row of the previous page (keyset paging)."""
-    where, params = ["owner_id = %s"], [owner_id]
+    where: list[str] = ["owner_id = %s"]
+    params: list[Any] = [owner_id]
     filters: Sequence[tuple[str, Any]] = (
         ("call = %s", call), ("band = %s", band), ("mode = %s", mode),
         ("start_at >= %s", since), ("start_at < %s", until))

@@ -20,6 +20,7 @@ from hamsrv.config import Config
 from hamsrv.db import qsos
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import DatabaseError, InputError
+from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import spot_to_dict
 from hamsrv.firehose.spot_input import spot_from_json
@@ -245,22 +246,17 @@ def create_app(state: AppState) -> QuartTrio:
     # ---- spots
     @app.get("/api/spots")
     async def list_spots() -> Response:
+        """History from the ring, filtered like the firehose (band, mode, cont, dxcc, spotter_cont)."""
         args = request.args
         since = parse_int("since", args.get("since"), 0, 0, 2**62)
         limit = parse_int("limit", args.get("limit"), 100, 1, 1000)
-        band = args.get("band")
-        if band is not None and normalize_band(band) is None:
-            raise ApiError(400, f"{band!r} is not an ADIF band", "band")
-        band = normalize_band(band) if band else None
-        mode = args.get("mode", "").upper() or None
-        picked = []
-        entries = state.hub.ring.after(since) if "since" in args else state.hub.ring.latest(50_000)
-        for entry in entries:
-            if (band is None or entry.spot.band == band) and (mode is None or entry.spot.mode == mode):
-                picked.append(entry)
-        picked = picked[:limit] if "since" in args else picked[-limit:]
-        return jsonify({"spots": [spot_to_dict(e.spot) for e in picked],
-                        "last_id": state.hub.ring.last_seq})
+        spot_filter = parse_filter({k: args.getlist(k) for k in args if k not in ("since", "limit")})
+        ring = state.hub.ring
+        if "since" in args:  # oldest first from the cursor, as a client catching up wants them
+            picked = [e for e in ring.after(since) if spot_filter.matches(e.spot)][:limit]
+        else:  # the latest ones
+            picked = [e for e in ring.latest(len(ring)) if spot_filter.matches(e.spot)][-limit:]
+        return jsonify({"spots": [spot_to_dict(e.spot) for e in picked], "last_id": ring.last_seq})
 
     @app.post("/api/spots")
     @authenticated

@@ -80,7 +80,7 @@ async def read_head(stream: trio.abc.Stream) -> bytes:
 
 
 def peer_ip_of(stream: trio.abc.Stream) -> str:
-    sock_stream = getattr(stream, "transport_stream", stream)
+    sock_stream: Any = getattr(stream, "transport_stream", stream)
     try:
         return str(sock_stream.socket.getpeername()[0])
     except (AttributeError, OSError):

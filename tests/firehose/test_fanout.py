@@ -25,7 +25,8 @@ from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnec
 
 from hamsrv.errors import InputError
 from hamsrv.firehose import ws
-from hamsrv.firehose.fanout import Firehose, SpotFilter, parse_filter, parse_query
+from hamsrv.firehose.fanout import Firehose
+from hamsrv.firehose.filters import SpotFilter, parse_filter, parse_query
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import RingEntry, SpotRing
 from hamsrv.metrics import Registry
