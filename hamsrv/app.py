@@ -24,8 +24,10 @@ from hamsrv.firehose.links import parse_links, serve_links
 from hamsrv.firehose.node import FeedPolicy, serve_cluster
 from hamsrv.firehose.qso_events import listen_qsos
 from hamsrv.firehose.ring import SpotRing
-from hamsrv.http.api import AppState, create_app
+from hamsrv.http.api import create_app
+from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
+from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,9 @@ async def run(config: Config, *, handle_signals: bool = True,
             link_states = await root.start(lambda task_status: serve_links(
                 hub, links, metrics=metrics, task_status=task_status))
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
-            state = AppState(db=db, hub=hub, metrics=metrics, max_upload_bytes=config.max_upload_mb << 20,
+            imports = JobRunner(db)
+            await root.start(imports.run)
+            state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              web_dir=config.web_dir)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics

@@ -16,6 +16,7 @@ import trio
 from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
+from hamsrv.ingest.cli import add_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
 
@@ -117,12 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     cty_cmd = sub.add_parser("cty", help="the DXCC prefix table").add_subparsers(dest="cty_command", required=True)
     p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd)
     p.add_argument("file", type=Path)
-    try:
-        from hamsrv.ingest.cli import add_commands
-    except ImportError:  # the ingest package is optional while it is being built
-        pass
-    else:
-        add_commands(command)
+    add_commands(command)
     return parser
 
 

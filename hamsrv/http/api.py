@@ -5,89 +5,38 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import wraps
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 from quart import Response, jsonify, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from hamsrv.config import Config
 from hamsrv.db import qsos
-from hamsrv.db.database import Database, Row
+from hamsrv.db.database import Row
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
-from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import spot_to_dict
 from hamsrv.firehose.spot_input import spot_from_json
+from hamsrv.http import imports
+from hamsrv.http.common import (
+    ApiError,
+    AppState,
+    authenticated,
+    error,
+    json_body,
+    json_value,
+    parse_int,
+    parse_time,
+)
 from hamsrv.http.qso_input import row_from_json
-from hamsrv.identity.tokens import user_for_token
-from hamsrv.metrics import Registry
 from hamsrv.model import normalize_band
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class AppState:
-    """What the routes need from the running process."""
-
-    db: Database
-    hub: Hub
-    metrics: Registry
-    started: float = field(default_factory=time.monotonic)
-    health_extras: dict[str, Callable[[], Any]] = field(default_factory=dict)
-    max_upload_bytes: int = 512 << 20
-    web_dir: Path = Config.web_dir
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None):
-        super().__init__(message)
-        self.status, self.field = status, field
-
-
-def error(status: int, message: str, field: str | None = None) -> Response:
-    body: dict[str, Any] = {"error": message}
-    if field:
-        body["field"] = field
-    response = jsonify(body)
-    response.status_code = status
-    return response
-
-
-def json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 def qso_json(row: Row) -> dict[str, Any]:
     return {k: json_value(v) for k, v in row.items() if k not in ("owner_id", "start_minute")}
-
-
-def parse_time(name: str, text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"{name} must be an ISO 8601 date or time", name) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
-    if text is None:
-        return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
-        raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}", name)
-    return int(text)
 
 
 def encode_cursor(row: Row) -> str:
@@ -102,30 +51,10 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
         raise ApiError(400, "cursor is not one this server issued", "cursor") from None
 
 
-async def json_body() -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    return body
-
-
 def create_app(state: AppState) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = state.max_upload_bytes
     app.extensions["hamsrv"] = state
-
-    def authenticated(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @wraps(handler)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            auth = request.headers.get("Authorization", "")
-            scheme, _, token = auth.partition(" ")
-            user = await user_for_token(state.db, token.strip()) if scheme.lower() == "bearer" else None
-            if user is None:
-                response = error(401, "a valid API token is required (Authorization: Bearer ...)")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                return response
-            return await handler(user, *args, **kwargs)
-        return wrapper
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:
@@ -269,4 +198,5 @@ def create_app(state: AppState) -> QuartTrio:
         response.status_code = 201
         return response
 
+    imports.register(app, state)
     return app

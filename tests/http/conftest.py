@@ -9,9 +9,11 @@ import trio
 
 from hamsrv.db.database import Database
 from hamsrv.firehose.hub import Hub
-from hamsrv.http.api import AppState, create_app
+from hamsrv.http.api import create_app
+from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.identity.tokens import add_user, issue_token
+from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
 
 
@@ -31,7 +33,7 @@ class Api:
 async def api(db: Database, nursery: trio.Nursery) -> AsyncIterator[Api]:
     """The quart app behind the real public listener (no firehose), with two users."""
     metrics = Registry()
-    state = AppState(db=db, hub=Hub(metrics=metrics), metrics=metrics)
+    state = AppState(db=db, hub=Hub(metrics=metrics), metrics=metrics, imports=JobRunner(db))
     stop = trio.Event()
     port = await nursery.start(lambda task_status: serve_public(
         create_app(state), None, "127.0.0.1", 0, shutdown=stop, grace=1, task_status=task_status))

@@ -1,0 +1,99 @@
+"""What every HTTP module shares: the app state, JSON errors, argument parsing, authentication."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+from quart import Response, current_app, jsonify, request
+
+from hamsrv.config import Config
+from hamsrv.db.database import Database
+from hamsrv.firehose.hub import Hub
+from hamsrv.identity.tokens import user_for_token
+from hamsrv.ingest.jobs import JobRunner
+from hamsrv.metrics import Registry
+
+Handler = Callable[..., Awaitable[Any]]
+
+
+@dataclass
+class AppState:
+    """What the routes need from the running process."""
+
+    db: Database
+    hub: Hub
+    metrics: Registry
+    imports: JobRunner
+    started: float = field(default_factory=time.monotonic)
+    health_extras: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    max_upload_bytes: int = 512 << 20
+    web_dir: Path = Config.web_dir
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+def error(status: int, message: str, field: str | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def parse_time(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"{name} must be an ISO 8601 date or time", name) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
+    if text is None:
+        return default
+    if not text.isdigit() or not lo <= int(text) <= hi:
+        raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}", name)
+    return int(text)
+
+
+async def json_body() -> dict[str, Any]:
+    body = await request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object")
+    return body
+
+
+def authenticated(handler: Handler) -> Handler:
+    """Route decorator: the caller's user row becomes the handler's first argument (401 without a token)."""
+    @wraps(handler)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        state: AppState = current_app.extensions["hamsrv"]
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        user = await user_for_token(state.db, token.strip()) if scheme.lower() == "bearer" else None
+        if user is None:
+            response = error(401, "a valid API token is required (Authorization: Bearer ...)")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        return await handler(user, *args, **kwargs)
+    return wrapper

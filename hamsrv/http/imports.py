@@ -1,0 +1,214 @@
+"""ADIF import jobs and export over HTTP, and import progress over a (low-volume) WebSocket.
+
+`POST /api/imports` stores the upload in the database and commits before it answers 202, so a job
+survives a crash of the server; the job runner does the work. The body is streamed into 1 MiB chunks,
+never held whole, whether it comes raw or as a multipart/form-data file field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+from quart import Response, jsonify, request, websocket
+from quart_trio import QuartTrio
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
+
+from hamsrv.db.database import Row
+from hamsrv.http.common import ApiError, AppState, authenticated, parse_time
+from hamsrv.identity.tokens import user_for_token
+from hamsrv.ingest.adif import AdxParser, parser_for
+from hamsrv.ingest.export import export_qsos
+from hamsrv.ingest.jobs import (
+    CHUNK_BYTES,
+    add_chunk,
+    create_job,
+    finish_upload,
+    get_job,
+    job_summary,
+    list_jobs,
+)
+
+SNIFF_BYTES = 64 * 1024
+MAX_IDEMPOTENCY_KEY = 200
+# An ADI field tag (<CALL:4>, <QSO_DATE:8:D>), <EOH>/<EOR>, or an ADX root element.
+_ADIF_MARK = re.compile(rb"<(?:eoh|eor|adx[\s>]|[a-z_][a-z0-9_ ]*:\d+(?::[a-z])?>)", re.IGNORECASE)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"", "0", "false", "no", "off"}
+_CONTENT_TYPES = {"adi": "application/octet-stream", "adx": "application/xml"}
+
+
+def _flag(name: str, text: str | None) -> bool:
+    value = (text or "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ApiError(400, f"{name} must be true or false", name)
+    return value in _TRUE
+
+
+async def _raw_body() -> AsyncIterator[bytes]:
+    async for data in request.body:
+        yield data
+
+
+async def _multipart_file(boundary: bytes) -> AsyncIterator[bytes]:
+    """The bytes of the first file part, streamed; other parts are skipped."""
+    decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024)
+    in_file = seen_file = False
+    done = False
+    body = request.body.__aiter__()
+    while not done:
+        event = decoder.next_event()
+        if isinstance(event, NeedData):
+            try:
+                data: bytes | None = await body.__anext__()
+            except StopAsyncIteration:
+                data = None
+            decoder.receive_data(data)
+        elif isinstance(event, File):
+            in_file = not seen_file
+            seen_file = True
+        elif isinstance(event, Data):
+            if in_file and event.data:
+                yield bytes(event.data)
+            if not event.more_data:
+                in_file = False
+        elif isinstance(event, Epilogue):
+            done = True
+        else:
+            in_file = False
+    if not seen_file:
+        raise ApiError(400, "the multipart upload has no file part", "file")
+
+
+class _Upload:
+    """Collects the body into import_chunks rows and checks, early, that it is ADIF at all."""
+
+    def __init__(self, conn: Any, job_id: int, limit: int):
+        self.conn, self.job_id, self.limit = conn, job_id, limit
+        self.size = 0
+        self.seq = 0
+        self.pending = bytearray()
+        self.head = b""
+        self.checked = False
+
+    async def add(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ApiError(413, f"the upload is larger than {self.limit} bytes")
+        if not self.checked:
+            self.head += data[:SNIFF_BYTES]
+            if len(self.head) >= SNIFF_BYTES:
+                self.check()
+        self.pending += data
+        while len(self.pending) >= CHUNK_BYTES:
+            await self._store(bytes(self.pending[:CHUNK_BYTES]))
+            del self.pending[:CHUNK_BYTES]
+
+    def check(self) -> None:
+        self.checked = True
+        if not self.head:
+            raise ApiError(400, "the upload is empty")
+        if not _ADIF_MARK.search(self.head[:SNIFF_BYTES]):
+            raise ApiError(400, "not an ADIF file: no ADIF tag (<CALL:4>..., <EOR>, <EOH>) or <ADX> element "
+                                f"in the first {SNIFF_BYTES // 1024} KiB")
+
+    async def finish(self) -> str:
+        """Store the rest; returns the format, 'adi' or 'adx'."""
+        if not self.checked:
+            self.check()
+        if self.pending:
+            await self._store(bytes(self.pending))
+        return "adx" if isinstance(parser_for(self.head[:64]), AdxParser) else "adi"
+
+    async def _store(self, data: bytes) -> None:
+        await add_chunk(self.conn, self.job_id, self.seq, data)
+        self.seq += 1
+
+
+def register(app: QuartTrio, state: AppState) -> None:
+    """Add the import/export routes, the export and the progress WebSocket."""
+    runner = state.imports
+
+    @app.post("/api/imports")
+    @authenticated
+    async def create_import(user: Row) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+            raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+                           "Idempotency-Key")
+        merge = _flag("merge", request.args.get("merge"))
+        if request.content_length is not None and request.content_length > state.max_upload_bytes:
+            raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
+        mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+        filename = request.args.get("filename")
+        async with state.db.transaction() as conn:
+            job_id, created = await create_job(conn, user["id"], filename=filename, options={"merge": merge},
+                                               idempotency_key=key)
+            if created:
+                upload = _Upload(conn, job_id, state.max_upload_bytes)
+                if mimetype == "multipart/form-data":
+                    if not options.get("boundary"):
+                        raise ApiError(400, "multipart/form-data without a boundary")
+                    chunks = _multipart_file(options["boundary"].encode("latin-1"))
+                else:
+                    chunks = _raw_body()
+                async for data in chunks:
+                    await upload.add(data)
+                await finish_upload(conn, job_id, upload.size, await upload.finish())
+        if created:
+            runner.wake()
+        job = await get_job(state.db, user["id"], job_id)
+        assert job is not None
+        response = jsonify({"id": job_id, "status": job["status"]})
+        response.status_code = 202
+        response.headers["Location"] = f"/api/imports/{job_id}"
+        return response
+
+    @app.get("/api/imports")
+    @authenticated
+    async def list_imports(user: Row) -> Response:
+        return jsonify({"imports": [job_summary(j) for j in await list_jobs(state.db, user["id"])]})
+
+    @app.get("/api/imports/<int:job_id>")
+    @authenticated
+    async def get_import(user: Row, job_id: int) -> Response:
+        job = await get_job(state.db, user["id"], job_id)
+        if job is None:
+            raise ApiError(404, f"no import {job_id}")
+        return jsonify(job_summary(job, details=True))
+
+    async def export(user: Row, fmt: str) -> Response:
+        since = parse_time("since", request.args.get("since"))
+        body = export_qsos(state.db, user["id"], user["callsign"], fmt=fmt, since=since)
+        response = Response(body, content_type=_CONTENT_TYPES[fmt])
+        response.headers["Content-Disposition"] = f'attachment; filename="{user["callsign"]}.{fmt}"'
+        response.timeout = None  # type: ignore[assignment]  # a big logbook takes longer than quart's default
+        return response
+
+    @app.get("/api/export.adi")
+    @authenticated
+    async def export_adi(user: Row) -> Response:
+        return await export(user, "adi")
+
+    @app.get("/api/export.adx")
+    @authenticated
+    async def export_adx(user: Row) -> Response:
+        return await export(user, "adx")
+
+    @app.websocket("/ws/imports")
+    async def imports_ws() -> None:
+        """Progress of the user's imports: first the active jobs, then an event per stored batch."""
+        scheme, _, header_token = websocket.headers.get("Authorization", "").partition(" ")
+        token = websocket.args.get("token") or (header_token.strip() if scheme.lower() == "bearer" else "")
+        user = await user_for_token(state.db, token) if token else None
+        if user is None:
+            await websocket.close(1008, "a valid API token is required (?token= or Authorization: Bearer)")
+            return
+        await websocket.accept()
+        with runner.subscribe(user["id"]) as events:
+            for job in reversed(await list_jobs(state.db, user["id"], active_only=True)):
+                await websocket.send_json({"type": "progress", **job_summary(job)})
+            async for event in events:
+                await websocket.send_json(event)

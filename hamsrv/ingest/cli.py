@@ -1,0 +1,147 @@
+"""`hamsrv import` and `hamsrv export`: the same import pipeline as the server's jobs, run in-process
+against the database, with a plain-text progress line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, TextIO
+
+import trio
+
+from hamsrv.db.database import Database, Row
+from hamsrv.errors import HamsrvError, InputError
+from hamsrv.ingest.export import FORMATS, export_qsos
+from hamsrv.ingest.jobs import CHUNK_BYTES, ImportResult, import_stream
+
+Command = Callable[..., argparse.ArgumentParser]
+SHOWN_REJECTS = 10
+
+
+async def file_chunks(path: Path) -> AsyncIterator[bytes]:
+    """The file in CHUNK_BYTES pieces, read in a worker thread."""
+    with open(path, "rb") as handle:  # noqa: ASYNC230 - reads below go through a thread
+        while data := await trio.to_thread.run_sync(handle.read, CHUNK_BYTES):
+            yield data
+
+
+class ProgressLine:
+    """`\\r`-updated progress on a terminal-ish stream, at most ten times a second."""
+
+    def __init__(self, name: str, size: int, out: TextIO):
+        self.name, self.size, self.out = name, size, out
+        self.started = self.shown = time.monotonic()
+
+    def __call__(self, result: ImportResult) -> None:
+        now = time.monotonic()
+        if now - self.shown < 0.1:
+            return
+        self.shown = now
+        percent = 100 * result.bytes_done / self.size if self.size else 100
+        rate = result.records_read / max(now - self.started, 1e-9)
+        self.out.write(f"\r{self.name}: {percent:5.1f}%  {result.records_read:,} records  {rate:,.0f}/s ")
+        self.out.flush()
+
+    def done(self, result: ImportResult) -> None:
+        seconds = time.monotonic() - self.started
+        self.out.write(f"\r{self.name}: {summary_line(result)} in {seconds:.1f} s"
+                       f" ({result.records_read / max(seconds, 1e-9):,.0f} records/s)\n")
+        for reject in result.rejects[:SHOWN_REJECTS]:
+            self.out.write(f"  rejected record {reject['record']} (byte {reject['offset']}): "
+                           f"{reject['field'] or 'record'}: {reject['reason']}\n")
+        if result.rejected > SHOWN_REJECTS:
+            self.out.write(f"  ... and {result.rejected - SHOWN_REJECTS} more rejected\n")
+        self.out.flush()
+
+
+def summary_line(result: ImportResult) -> str:
+    return (f"read {result.records_read:,}, inserted {result.inserted:,}, duplicates {result.duplicates:,}, "
+            f"merged {result.merged:,}, rejected {result.rejected:,}")
+
+
+async def owner_of(db: Database, callsign: str) -> Row:
+    user = await db.fetchrow("SELECT * FROM users WHERE callsign = %s", [callsign.strip().upper()])
+    if user is None:
+        raise InputError(f"no user {callsign.upper()} (create it with: hamsrv user add {callsign.upper()})")
+    return user
+
+
+async def import_files(db: Database, owner: str, paths: list[Path], *, merge: bool = False,
+                       out: TextIO | None = None) -> list[ImportResult]:
+    """Import each file in turn (progress on `out`, default stderr); returns one result per file."""
+    out = out or sys.stderr
+    user = await owner_of(db, owner)
+    results = []
+    for path in paths:
+        progress = ProgressLine(path.name, path.stat().st_size, out)
+        result = await import_stream(db, user["id"], file_chunks(path), merge=merge, on_progress=progress)
+        progress.done(result)
+        results.append(result)
+    if len(results) > 1:
+        total = ImportResult(**{k: sum(getattr(r, k) for r in results) for k in
+                                ("records_read", "inserted", "duplicates", "merged", "rejected")})
+        out.write(f"total: {summary_line(total)}\n")
+    return results
+
+
+async def export_to(db: Database, owner: str, out: IO[bytes], *, fmt: str = "adi",
+                    since: datetime | None = None) -> None:
+    user = await owner_of(db, owner)
+    async for chunk in export_qsos(db, user["id"], user["callsign"], fmt=fmt, since=since):
+        out.write(chunk)
+    out.flush()
+
+
+def _date(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def add_commands(command: Command) -> None:
+    """Add `import` and `export` to the hamsrv command (see hamsrv.cli.build_parser)."""
+    from hamsrv.cli import _config, _with_db
+
+    def cmd_import(args: argparse.Namespace) -> int:
+        for path in args.files:
+            if not path.is_file():
+                raise HamsrvError(f"no such file: {path}")
+
+        async def action(db: Database) -> list[ImportResult]:
+            return await import_files(db, args.owner, args.files, merge=args.merge)
+
+        trio.run(_with_db, _config(args), action)
+        return 0
+
+    def cmd_export(args: argparse.Namespace) -> int:
+        async def action(db: Database) -> None:
+            if args.output is None:
+                await export_to(db, args.owner, sys.stdout.buffer, fmt=args.format, since=args.since)
+                return
+            with open(args.output, "wb") as handle:  # noqa: ASYNC230 - a local file, written in order
+                await export_to(db, args.owner, handle, fmt=args.format, since=args.since)
+
+        try:
+            trio.run(_with_db, _config(args), action)
+        except BrokenPipeError:  # `hamsrv export ... | head`: the reader had enough
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's exit flush quiet
+            return 1
+        return 0
+
+    p = command("import", cmd_import, "import ADIF files (ADI or ADX) into a user's logbook")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--owner", required=True, help="callsign of the user whose logbook receives the QSOs")
+    p.add_argument("--merge", action="store_true",
+                   help="update the QSL fields of QSOs already logged instead of skipping them")
+    p = command("export", cmd_export, "export a user's logbook as ADIF")
+    p.add_argument("--owner", required=True, help="callsign of the user")
+    p.add_argument("--format", choices=FORMATS, default="adi")
+    p.add_argument("--since", type=_date, help="only QSOs from this date (YYYY-MM-DD) on")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: standard output)")

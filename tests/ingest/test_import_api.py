@@ -1,0 +1,185 @@
+"""POST /api/imports, GET /api/imports/{id}, the export routes and /ws/imports, through the real
+listener, app, job runner and database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from trio_websocket import ConnectionRejected, open_websocket_url
+
+from hamsrv.db.database import Database
+from hamsrv.firehose.hub import Hub
+from hamsrv.http.api import create_app
+from hamsrv.http.common import AppState
+from hamsrv.http.listener import serve_public
+from hamsrv.identity.tokens import add_user, issue_token
+from hamsrv.ingest.jobs import JobRunner
+from hamsrv.metrics import Registry
+
+TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+UPLOAD_LIMIT = 2 << 20
+
+
+@dataclass
+class Server:
+    url: str
+    port: int
+    token: str
+    other_token: str
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {token or self.token}"},
+                                 timeout=30)
+
+
+@pytest.fixture
+async def server(db: Database, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    state = AppState(db=db, hub=Hub(), metrics=Registry(), max_upload_bytes=UPLOAD_LIMIT,
+                     imports=JobRunner(db, batch_records=200, poll_interval=0.05))
+    await nursery.start(state.imports.run)
+    stop = trio.Event()
+    port = await nursery.start(lambda task_status: serve_public(
+        create_app(state), None, "127.0.0.1", 0, shutdown=stop, grace=1, task_status=task_status))
+    w1aw, k1abc = await add_user(db, "W1AW"), await add_user(db, "K1ABC")
+    yield Server(f"http://127.0.0.1:{port}", port, await issue_token(db, w1aw["id"]),
+                 await issue_token(db, k1abc["id"]))
+    stop.set()
+
+
+async def wait_done(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
+    with trio.fail_after(30):
+        while True:
+            job = (await client.get(location)).json()
+            if job["status"] in ("done", "failed"):
+                return job
+            await trio.sleep(0.03)
+
+
+async def test_raw_upload_is_stored_then_imported(server: Server):
+    data = (TESTDATA / "pyadif_latin1.adi").read_bytes()
+    async with server.client() as client:
+        response = await client.post("/api/imports?filename=latin1.adi", content=data)
+        assert response.status_code == 202
+        assert response.json()["status"] == "queued"
+        job = await wait_done(client, response.headers["Location"])
+    assert (job["records_read"], job["inserted"], job["duplicates"], job["rejected"]) == (5, 2, 0, 3)
+    assert [(r["record"], r["field"], r["reason"]) for r in job["rejects"]] == [
+        (3, "CALL", "missing"), (4, "CALL", "missing"), (5, "CALL", "missing")]
+    assert (job["filename"], job["format"], job["size_bytes"]) == ("latin1.adi", "adi", len(data))
+
+
+async def test_multipart_upload_with_merge(server: Server):
+    lotw = (TESTDATA / "lotw_detailed_single.adi").read_bytes()
+    async with server.client() as client:
+        plain = {"CALL": "NR0Q", "QSO_DATE": "20210615", "TIME_ON": "1117", "BAND": "30M", "MODE": "FT8"}
+        assert (await client.post("/api/qsos", json=plain)).status_code == 201
+        response = await client.post("/api/imports?merge=true", data={"note": "x"},
+                                     files={"file": ("lotwreport.adi", lotw, "application/octet-stream")})
+        assert response.status_code == 202, response.text
+        job = await wait_done(client, response.headers["Location"])
+        assert (job["format"], job["size_bytes"], job["merged"], job["inserted"]) == ("adi", len(lotw), 1, 0)
+        [qso] = (await client.get("/api/qsos")).json()["qsos"]
+        assert qso["lotw_qsl_rcvd"] == "Y"
+
+
+async def test_adx_upload(server: Server):
+    async with server.client() as client:
+        response = await client.post("/api/imports", content=(TESTDATA / "pyadif_goodfile.adx").read_bytes())
+        job = await wait_done(client, response.headers["Location"])
+    assert (job["format"], job["inserted"], job["status"]) == ("adx", 2, "done")
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    (b'{"call": "W1AW"}', 400, "not an ADIF file"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 300, 400, "not an ADIF file"),
+    (b"", 400, "empty"),
+    (b"<CALL:4>W1AW<EOR>" * (UPLOAD_LIMIT // 17 + 1), 413, "larger than"),
+], ids=["json", "png", "empty", "too-large"])
+async def test_bad_uploads_are_refused_and_leave_no_job(server: Server, body: bytes, status: int, message: str):
+    async with server.client() as client:
+        response = await client.post("/api/imports", content=body)
+        assert response.status_code == status
+        assert message in response.json()["error"]
+    async with server.client() as client:  # a refused body may leave the first connection unusable
+        assert (await client.get("/api/imports")).json() == {"imports": []}
+
+
+async def test_chunked_upload_over_the_limit_is_refused(server: Server):
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(UPLOAD_LIMIT // 4096 + 2):
+            yield b"<CALL:4>W1AW<EOR>".ljust(4096, b" ")
+
+    async with server.client() as client:
+        response = await client.post("/api/imports", content=body())
+        assert response.status_code == 413
+
+
+async def test_jobs_are_owner_scoped(server: Server):
+    async with server.client() as client:
+        response = await client.post("/api/imports", content=(TESTDATA / "hamrs_pota.adi").read_bytes())
+        location = response.headers["Location"]
+        await wait_done(client, location)
+    async with server.client(server.other_token) as other:
+        assert (await other.get(location)).status_code == 404
+        assert (await other.get("/api/imports")).json() == {"imports": []}
+    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+        assert (await anonymous.post("/api/imports", content=b"<EOR>")).status_code == 401
+
+
+async def test_idempotency_key_gives_the_same_job(server: Server):
+    data = (TESTDATA / "adifmaster_ft8.adi").read_bytes()
+    async with server.client() as client:
+        first = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-1"})
+        again = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-1"})
+        other = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-2"})
+        assert first.status_code == again.status_code == other.status_code == 202
+        assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+        job = await wait_done(client, first.headers["Location"])
+        second = await wait_done(client, other.headers["Location"])
+        assert (job["inserted"], second["inserted"], second["duplicates"]) == (126, 0, 126)
+        assert len((await client.get("/api/imports")).json()["imports"]) == 2
+        bad = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "x" * 201})
+        assert bad.status_code == 400
+
+
+async def test_websocket_pushes_progress_to_the_owner(server: Server):
+    data = (TESTDATA / "wsjtx_300rc1_m7pxz.adi").read_bytes()
+    url = f"ws://127.0.0.1:{server.port}/ws/imports?token={server.token}"
+    async with open_websocket_url(url) as ws, server.client() as client:
+        job_id = (await client.post("/api/imports", content=data)).json()["id"]
+        events: list[dict[str, Any]] = []
+        with trio.fail_after(30):
+            while not events or events[-1]["status"] != "done":
+                events.append(json.loads(await ws.get_message()))
+    assert {e["id"] for e in events} == {job_id}
+    assert any(e["status"] == "running" and 0 < e["records_read"] < 1700 for e in events)
+    assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1698, 2)
+
+
+async def test_websocket_needs_a_token(server: Server):
+    with pytest.raises(ConnectionRejected):
+        async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/imports?token=hamsrv_nope"):
+            pass
+
+
+async def test_export_streams_adi_and_adx(server: Server):
+    async with server.client() as client:
+        response = await client.post("/api/imports", content=(TESTDATA / "qlog_all_fields_example.adi").read_bytes())
+        await wait_done(client, response.headers["Location"])
+        adi = await client.get("/api/export.adi")
+        adx = await client.get("/api/export.adx")
+        later = await client.get("/api/export.adi?since=2030-01-01")
+        assert (await client.get("/api/export.adi?since=soon")).status_code == 400
+    assert adi.status_code == adx.status_code == 200
+    assert adi.headers["Content-Disposition"] == 'attachment; filename="W1AW.adi"'
+    assert adi.content.count(b"<EOR>") == 1 and b"<PROGRAMID:6>hamsrv" in adi.content
+    assert adx.content.startswith(b"<?xml") and adx.content.count(b"<RECORD>") == 1
+    assert adx.content.endswith(b"</RECORDS>\n</ADX>\n")
+    assert later.content.count(b"<EOR>") == 0

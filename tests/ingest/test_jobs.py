@@ -1,0 +1,128 @@
+"""The job runner against a real database: a job from queued to done, an interrupted run resumed
+exactly once, two runners sharing jobs, failures, and the cap on stored rejects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from bench.ingest import synthetic_records
+from hamsrv.db.database import Database
+from hamsrv.ingest.jobs import MAX_STORED_PROBLEMS, JobRunner, add_chunk, create_job, finish_upload, get_job
+
+ROW_KEY = "SELECT call, start_at, band, mode, freq, extra FROM qsos WHERE owner_id = %s ORDER BY call, start_at, band, mode"
+
+
+async def new_owner(db: Database, call: str) -> int:
+    row = await db.fetchrow("INSERT INTO users (callsign) VALUES (%s) RETURNING id", [call])
+    assert row is not None
+    return int(row["id"])
+
+
+async def queue(db: Database, owner_id: int, data: bytes, *, chunk: int = 4096, key: str | None = None,
+                merge: bool = False) -> int:
+    async with db.transaction() as conn:
+        job_id, created = await create_job(conn, owner_id, filename="f.adi", options={"merge": merge},
+                                           idempotency_key=key)
+        assert created
+        for seq, start in enumerate(range(0, len(data), chunk)):
+            await add_chunk(conn, job_id, seq, data[start:start + chunk])
+        await finish_upload(conn, job_id, len(data), "adi")
+    return job_id
+
+
+async def wait_status(db: Database, owner_id: int, job_id: int, statuses: tuple[str, ...]) -> dict[str, Any]:
+    with trio.fail_after(30):
+        while True:
+            job = await get_job(db, owner_id, job_id)
+            assert job is not None
+            if job["status"] in statuses:
+                return job
+            await trio.sleep(0.02)
+
+
+SYNTHETIC = b"".join(synthetic_records(3000))
+
+
+async def test_job_runs_to_done_with_progress_events(db: Database, nursery: trio.Nursery):
+    owner = await new_owner(db, "W1AW")
+    runner = JobRunner(db, batch_records=1000, poll_interval=0.05)
+    await nursery.start(runner.run)
+    events = []
+    with runner.subscribe(owner) as progress:
+        job_id = await queue(db, owner, SYNTHETIC + b"<CALL:2>K1<EOR>")
+        runner.wake()
+        async for event in progress:
+            events.append(event)
+            if event["status"] == "done":
+                break
+    job = await get_job(db, owner, job_id)
+    assert job is not None
+    assert (job["records_read"], job["inserted"], job["duplicates"], job["rejected"]) == (3001, 3000, 0, 1)
+    assert job["rejects"] == [{"record": 3001, "offset": len(SYNTHETIC), "field": "QSO_DATE",
+                               "reason": "missing"}]
+    assert job["bytes_done"] == job["size_bytes"] and job["format"] == "adi"
+    assert [e["records_read"] for e in events if e["status"] == "running"] == [0, 1000, 2000, 3000, 3001]
+    assert events[-1]["inserted"] == 3000
+    assert await db.fetchrow("SELECT count(*) AS n FROM import_chunks WHERE job_id = %s", [job_id]) == {"n": 0}
+
+
+async def test_interrupted_run_resumes_after_the_committed_records(db: Database):
+    resumed, reference = await new_owner(db, "W1AW"), await new_owner(db, "K1ABC")
+    data = SYNTHETIC + b"".join(synthetic_records(500))  # 500 duplicates at the end
+    job_id = await queue(db, resumed, data)
+    runner = JobRunner(db, batch_records=700, poll_interval=0.05)
+    async with trio.open_nursery() as nursery:
+        with runner.subscribe(resumed) as progress:
+            await nursery.start(runner.run)
+            async for event in progress:
+                if event["records_read"] >= 700:
+                    nursery.cancel_scope.cancel()  # mid-import: the batch in flight rolls back
+                    break
+    partial = await get_job(db, resumed, job_id)
+    assert partial is not None and partial["status"] == "running"
+    assert 0 < partial["records_read"] < 3500 and partial["records_read"] % 700 == 0
+    async with trio.open_nursery() as nursery:
+        await nursery.start(JobRunner(db, batch_records=700, poll_interval=0.05).run)
+        done = await wait_status(db, resumed, job_id, ("done",))
+        nursery.cancel_scope.cancel()
+    assert (done["records_read"], done["inserted"], done["duplicates"], done["rejected"]) == (3500, 3000, 500, 0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(JobRunner(db).run)
+        other = await wait_status(db, reference, await queue(db, reference, data), ("done",))
+        nursery.cancel_scope.cancel()
+    assert (other["inserted"], other["duplicates"]) == (3000, 500)
+    assert await db.fetch(ROW_KEY, [resumed]) == await db.fetch(ROW_KEY, [reference])
+
+
+async def test_two_runners_run_each_job_once(db: Database, nursery: trio.Nursery):
+    owner = await new_owner(db, "W1AW")
+    jobs = [await queue(db, owner, b"".join(synthetic_records(400, seed=n))) for n in range(4)]
+    for _ in range(2):
+        await nursery.start(JobRunner(db, batch_records=100, poll_interval=0.05, concurrency=2).run)
+    results = [await wait_status(db, owner, job_id, ("done", "failed")) for job_id in jobs]
+    assert sum(r["inserted"] for r in results) + sum(r["duplicates"] for r in results) == 1600
+    assert all(r["records_read"] == 400 and r["status"] == "done" for r in results)
+    assert await db.fetchrow("SELECT count(*) AS n FROM qsos") == {"n": sum(r["inserted"] for r in results)}
+
+
+async def test_a_file_without_records_fails_with_the_reason(db: Database, nursery: trio.Nursery):
+    owner = await new_owner(db, "W1AW")
+    await nursery.start(JobRunner(db, poll_interval=0.05).run)
+    job_id = await queue(db, owner, b'<?xml version="1.0"?>\n<LOG><RECORD/></LOG>\n')
+    job = await wait_status(db, owner, job_id, ("done", "failed"))
+    assert job["status"] == "failed" and "root element is <LOG>" in job["error"]
+    assert await db.fetchrow("SELECT count(*) AS n FROM import_chunks WHERE job_id = %s", [job_id]) == {"n": 1}
+
+
+async def test_stored_rejects_are_capped_but_counted(db: Database, nursery: trio.Nursery):
+    owner = await new_owner(db, "W1AW")
+    await nursery.start(JobRunner(db, batch_records=300, poll_interval=0.05).run)
+    bad = MAX_STORED_PROBLEMS + 50
+    record = b"<CALL:4>W1AW<QSO_DATE:8>20240101<EOR>\n"
+    job_id = await queue(db, owner, record * bad, chunk=1 << 20)
+    job = await wait_status(db, owner, job_id, ("done", "failed"))
+    assert (job["status"], job["rejected"], len(job["rejects"])) == ("done", bad, MAX_STORED_PROBLEMS)
+    assert job["rejects"][-1] == {"record": MAX_STORED_PROBLEMS, "offset": len(record) * (MAX_STORED_PROBLEMS - 1),
+                                  "field": "TIME_ON", "reason": "missing"}
