@@ -11,6 +11,9 @@ from psycopg.types.json import Jsonb
 from hamsrv.db.database import Database, Row
 
 PAGE_MAX = 1000
+# Writers lock their owner row (what a foreign key check would do, once per statement instead of per row),
+# so a user deleted meanwhile cannot be left with QSOs: see migration 0003.
+LOCK_OWNER = "SELECT id FROM users WHERE id = %s FOR KEY SHARE"
 
 
 def _adapt(value: Any) -> Any:
@@ -20,9 +23,10 @@ def _adapt(value: Any) -> Any:
 async def insert(db: Database, owner_id: int, row: dict[str, Any]) -> Row | None:
     """Insert one QSO; None when it duplicates an existing one (same call, band, mode, minute)."""
     cols = list(row)
-    sql = (f"INSERT INTO qsos (owner_id, {', '.join(cols)}) VALUES (%s, {', '.join(['%s'] * len(cols))})"
+    sql = (f"INSERT INTO qsos (owner_id, {', '.join(cols)})"
+           f" SELECT id, {', '.join(['%s'] * len(cols))} FROM ({LOCK_OWNER}) owner"
            " ON CONFLICT DO NOTHING RETURNING *")
-    return await db.fetchrow(sql, [owner_id, *(_adapt(row[c]) for c in cols)])
+    return await db.fetchrow(sql, [*(_adapt(row[c]) for c in cols), owner_id])
 
 
 async def find_duplicate(db: Database, owner_id: int, row: dict[str, Any]) -> Row | None:
@@ -62,8 +66,9 @@ async def search(db: Database, owner_id: int, *, call: str | None = None, band: 
             where.append(clause)
             params.append(value)
     if before is not None:
-        where.append("(start_at, id) < (%s, %s)")
-        params.extend(before)
+        where.append("(start_at, id) < (%s, %s) AND start_minute <= date_trunc('minute', %s AT TIME ZONE 'UTC')")
+        params.extend([*before, before[0]])
     params.append(min(limit, PAGE_MAX))
+    # start_minute leads the ordering so the dedupe index (owner_id, start_minute, ...) serves the scan.
     return await db.fetch(f"SELECT * FROM qsos WHERE {' AND '.join(where)}"
-                          " ORDER BY start_at DESC, id DESC LIMIT %s", params)
+                          " ORDER BY start_minute DESC, start_at DESC, id DESC LIMIT %s", params)

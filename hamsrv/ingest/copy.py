@@ -20,7 +20,9 @@ from psycopg._copy_base import (
 from psycopg.adapt import Transformer
 from psycopg.pq import Format
 
+from hamsrv.db.qsos import LOCK_OWNER
 from hamsrv.db.trio_pg import TrioConnection
+from hamsrv.errors import HamsrvError
 from hamsrv.ingest.adif import (
     AdiParser,
     AdxParser,
@@ -260,7 +262,9 @@ async def store_batch(conn: TrioConnection, owner_id: int, batch: Batch, *, merg
     with its progress counters); prepare_connection() must have run on `conn`."""
     if not batch.rows:
         return Stored()
-    await conn.execute("SET LOCAL hamsrv.quiet = on")  # old contacts are not firehose news
+    if (await conn.execute(LOCK_OWNER, [owner_id])).rowcount != 1:
+        raise HamsrvError(f"user {owner_id} no longer exists")
+    await conn.execute("SET LOCAL hamsrv.quiet = on")  # a bulk import is not firehose news
     async with conn.cursor().copy(_COPY) as copy:
         await copy.write(batch.data)
     merged = 0
