@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 from hamsrv.model import band_for_mhz, normalize_band
 
@@ -107,13 +108,8 @@ SUBMODE_PARENT = {sub: mode for mode, subs in _SUBMODES.items()
 
 _SENT = frozenset("YNRQI")   # *_SENT enumeration
 _RCVD = frozenset("YNRIV")   # *_RCVD enumeration (V is import-only)
-_CALL = re.compile(r"[A-Z0-9]+(?:/[A-Z0-9]+)*")
-_HAS_DIGIT = re.compile(r"[0-9]")
-_HAS_LETTER = re.compile(r"[A-Z]")
-_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+_CALL = re.compile(r"(?=.*[0-9])(?=.*[A-Z])[A-Z0-9]+(?:/[A-Z0-9]+)*")  # with a digit and a letter
 
-_dates: dict[str, date] = {}
-_times: dict[str, time] = {}
 _ONE_DAY = timedelta(days=1)
 
 
@@ -131,21 +127,15 @@ def _date(name: str, value: str | None, required: bool = False) -> date | None:
         if required:
             raise _Invalid(name, "missing")
         return None
-    cached = _dates.get(value)
-    if cached is not None:
-        return cached
     if len(value) != 8 or not value.isdigit() or not value.isascii():
         raise _Invalid(name, f"{value[:20]!r} is not a date (YYYYMMDD)")
     year = int(value[:4])
     if year < 1930:
         raise _Invalid(name, f"{value!r}: ADIF dates start in 1930")
     try:
-        parsed = date(year, int(value[4:6]), int(value[6:]))
+        return date(year, int(value[4:6]), int(value[6:]))
     except ValueError:
         raise _Invalid(name, f"{value!r} is not a valid date") from None
-    if len(_dates) < 100_000:
-        _dates[value] = parsed
-    return parsed
 
 
 def _time(name: str, value: str | None, required: bool = False) -> time | None:
@@ -154,30 +144,26 @@ def _time(name: str, value: str | None, required: bool = False) -> time | None:
         if required:
             raise _Invalid(name, "missing")
         return None
-    cached = _times.get(value)
-    if cached is not None:
-        return cached
     if len(value) not in (4, 6) or not value.isdigit() or not value.isascii():
         raise _Invalid(name, f"{value[:20]!r} is not a time (HHMM or HHMMSS)")
     try:
-        parsed = time(int(value[:2]), int(value[2:4]), int(value[4:] or 0))
+        return time(int(value[:2]), int(value[2:4]), int(value[4:] or 0))
     except ValueError:
         raise _Invalid(name, f"{value!r} is not a valid time") from None
-    _times[value] = parsed
-    return parsed
 
 
 def _mhz(name: str, value: str | None) -> float | None:
     if value is None or not (value := value.strip()):
         return None
-    if not _NUMBER.fullmatch(value):
+    if not value.isascii() or not value.replace(".", "", 1).isdigit():  # digits and at most one '.'
         raise _Invalid(name, f"{value[:20]!r} is not a frequency in MHz")
     return float(value)
 
 
-def _band(name: str, value: str | None, mhz: float | None) -> str | None:
+def _band(name: str, value: str | None) -> str | None:
+    """The canonical band, or None when not given (the band then comes from the frequency)."""
     if value is None or not value.strip():
-        return band_for_mhz(mhz) if mhz is not None else None
+        return None
     band = normalize_band(value)
     if band is None:
         raise _Invalid(name, f"{value[:20]!r} is not an ADIF band")
@@ -190,8 +176,7 @@ def _call(name: str, value: str | None, required: bool = False) -> str | None:
         if required:
             raise _Invalid(name, "missing")
         return None
-    if len(value) > 32 or not _CALL.fullmatch(value) or not _HAS_DIGIT.search(value) \
-            or not _HAS_LETTER.search(value):
+    if len(value) > 32 or not _CALL.fullmatch(value):
         raise _Invalid(name, f"{value[:40]!r} is not a callsign")
     return value
 
@@ -234,16 +219,74 @@ def normalize(fields: Mapping[str, str], *, lotw_report: bool = False) -> Qso | 
         return Reject(exc.field, exc.reason)
 
 
-# Columns filled from one field each, by converters that raise _Invalid: field -> (column index, converter).
+class _Memo(dict[Any, Any]):
+    """One field's conversion with its results remembered. Imports repeat most values (dates, bands,
+    modes, reports, statuses), so most conversions become one dict lookup; invalid values raise and
+    are not remembered. Cleared when full, so memory stays bounded (at most a few MB in all)."""
+
+    def __init__(self, name: str, convert: Callable[[str, Any], object]) -> None:
+        super().__init__()
+        self.name = name
+        self.convert = convert
+
+    def __missing__(self, raw: Any) -> Any:
+        value = self.convert(self.name, raw)
+        if len(self) >= 8192:
+            self.clear()
+        self[raw] = value
+        return value
+
+
+def _midnight(name: str, value: str | None, required: bool = False) -> datetime | None:
+    """The start of an ADIF Date in UTC: a QSO's time is then midnight + its time of day."""
+    day = _date(name, value, required)
+    return None if day is None else datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+_HHMM = {f"{h:02d}{m:02d}": timedelta(hours=h, minutes=m) for h in range(24) for m in range(60)}
+_SS = {"": timedelta(0)} | {f"{s:02d}": timedelta(seconds=s) for s in range(60)}
+
+
+def _time_of_day(name: str, value: str | None, required: bool = False) -> timedelta | None:
+    """Time since midnight. Times rarely repeat, so instead of a memo: two table lookups for the
+    HHMM[SS] loggers write, the full check for anything else."""
+    if value is not None:
+        hhmm, ss = _HHMM.get(value[:4]), _SS.get(value[4:])
+        if hhmm is not None and ss is not None:
+            return hhmm + ss
+    clock = _time(name, value, required)
+    return None if clock is None else timedelta(hours=clock.hour, minutes=clock.minute, seconds=clock.second)
+
+
+def _band_of(mhz: float | None) -> str | None:
+    return band_for_mhz(mhz) if mhz is not None else None
+
+
+def _required(convert: Callable[[str, str | None, bool], object]) -> Callable[[str, str | None], object]:
+    return lambda name, value: convert(name, value, True)
+
+
+_QSO_DATE, _QSO_DATE_OFF = _Memo("QSO_DATE", _required(_midnight)), _Memo("QSO_DATE_OFF", _midnight)
+_BAND, _BAND_RX = _Memo("BAND", _band), _Memo("BAND_RX", _band)
+_MODES = _Memo("MODE", lambda _, mode_and_submode: _mode(*mode_and_submode))
+
+def _column(name: str, convert: Callable[[str, str | None], object],
+            remember: bool = True) -> tuple[str, tuple[int, Callable[[str | None], object]]]:
+    field = name.upper()
+    conversion = _Memo(field, convert).__getitem__ if remember else partial(convert, field)
+    return field, (QSO_COLUMNS.index(name), conversion)
+
+
+# Columns filled from one field each: field -> (column index, conversion of the raw value). A grid
+# square rarely repeats (and _text is cheap), so it is not remembered.
 _SENT_STATUS, _RCVD_STATUS = _status(_SENT), _status(_RCVD)
-_ONE_FIELD: dict[str, tuple[int, Callable[[str, str | None], object]]] = {
-    name.upper(): (QSO_COLUMNS.index(name), convert) for name, convert in (
-        ("rst_sent", _text), ("rst_rcvd", _text), ("gridsquare", _text), ("my_gridsquare", _text),
-        ("station_callsign", _upper), ("operator", _upper), ("dxcc", _dxcc),
-        ("qsl_sent", _SENT_STATUS), ("qsl_rcvd", _RCVD_STATUS), ("qslsdate", _date), ("qslrdate", _date),
-        ("lotw_qsl_sent", _SENT_STATUS), ("lotw_qsl_rcvd", _RCVD_STATUS), ("lotw_qslsdate", _date),
-        ("lotw_qslrdate", _date), ("eqsl_qsl_sent", _SENT_STATUS), ("eqsl_qsl_rcvd", _RCVD_STATUS),
-        ("eqsl_qslsdate", _date), ("eqsl_qslrdate", _date))}
+_ONE_FIELD = dict(_column(*spec) for spec in (
+    ("rst_sent", _text), ("rst_rcvd", _text), ("gridsquare", _text, False), ("my_gridsquare", _text),
+    ("station_callsign", _upper), ("operator", _upper), ("dxcc", _dxcc),
+    ("qsl_sent", _SENT_STATUS), ("qsl_rcvd", _RCVD_STATUS), ("qslsdate", _date), ("qslrdate", _date),
+    ("lotw_qsl_sent", _SENT_STATUS), ("lotw_qsl_rcvd", _RCVD_STATUS), ("lotw_qslsdate", _date),
+    ("lotw_qslrdate", _date), ("eqsl_qsl_sent", _SENT_STATUS), ("eqsl_qsl_rcvd", _RCVD_STATUS),
+    ("eqsl_qslsdate", _date), ("eqsl_qslrdate", _date)))
 # Fields that need other fields to become columns (normalized below); QSO_DATE_OFF only when TIME_OFF is set.
 _CROSS_FIELD = frozenset({"CALL", "QSO_DATE", "TIME_ON", "TIME_OFF", "QSO_DATE_OFF", "BAND", "BAND_RX",
                           "FREQ", "FREQ_RX", "MODE", "SUBMODE"})
@@ -253,30 +296,29 @@ _QSL_RCVD, _QSLRDATE, _LOTW_QSL_RCVD, _LOTW_QSLRDATE = (
 
 def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     get = fields.get
-    call = _call("CALL", get("CALL"), required=True)
-    qso_date = _date("QSO_DATE", get("QSO_DATE"), required=True)
-    time_on = _time("TIME_ON", get("TIME_ON"), required=True)
-    assert call is not None and qso_date is not None and time_on is not None
-    time_off = _time("TIME_OFF", get("TIME_OFF"))
-    date_off = _date("QSO_DATE_OFF", get("QSO_DATE_OFF"))
+    call = _call("CALL", get("CALL"), required=True)  # too varied to be worth remembering
+    start_day = _QSO_DATE[get("QSO_DATE")]
+    time_on = _time_of_day("TIME_ON", get("TIME_ON"), required=True)
+    assert time_on is not None  # required
+    time_off = _time_of_day("TIME_OFF", get("TIME_OFF"))
+    end_day = _QSO_DATE_OFF[get("QSO_DATE_OFF")]
     end_at = None
     if time_off is not None:
-        if date_off is None:  # without QSO_DATE_OFF a QSO is shorter than a day (FACTS 1.4)
-            date_off = qso_date + _ONE_DAY if time_off < time_on else qso_date
-        end_at = datetime.combine(date_off, time_off, UTC)
-    freq = _mhz("FREQ", get("FREQ"))
+        if end_day is None:  # without QSO_DATE_OFF a QSO is shorter than a day (FACTS 1.4)
+            end_day = start_day + _ONE_DAY if time_off < time_on else start_day
+        end_at = end_day + time_off
+    freq = _mhz("FREQ", get("FREQ"))  # frequencies vary too much to be worth remembering
     freq_rx = _mhz("FREQ_RX", get("FREQ_RX"))
-    mode, submode = _mode(get("MODE"), get("SUBMODE"))
+    mode, submode = _MODES[get("MODE"), get("SUBMODE")]
     row: list[object] = [
-        call, datetime.combine(qso_date, time_on, UTC), end_at,
-        _band("BAND", get("BAND"), freq), _band("BAND_RX", get("BAND_RX"), freq_rx),
-        mode, submode, freq, freq_rx, *_EMPTY_TAIL]
+        call, start_day + time_on, end_at, _BAND[get("BAND")] or _band_of(freq),
+        _BAND_RX[get("BAND_RX")] or _band_of(freq_rx), mode, submode, freq, freq_rx, *_EMPTY_TAIL]
     extra = {}
-    one_field = _ONE_FIELD
+    one_field = _ONE_FIELD.get
     for name, value in fields.items():
-        slot = one_field.get(name)
+        slot = one_field(name)
         if slot is not None:
-            row[slot[0]] = slot[1](name, value)
+            row[slot[0]] = slot[1](value)
         elif value and name not in _CROSS_FIELD:
             extra[name] = value
     if end_at is None and get("QSO_DATE_OFF"):

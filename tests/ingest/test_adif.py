@@ -284,6 +284,43 @@ def test_real_file_chunking_does_not_matter(cuts: list[int]):
     assert parse_chunked(data, [], AdiParser()) == parse_chunked(data, cuts, AdiParser())
 
 
+def _field_text(name: str, value: str, declared_shift: int, kind: str, junk: str) -> str:
+    length = max(0, len(value.encode()) + declared_shift)
+    return f"<{name}:{length}{':' + kind if kind else ''}>{value}{junk}"
+
+
+# Records that are mostly well formed, with the irregularities real files have: wrong lengths, '<' and
+# '>' and line breaks in values, non-ASCII text, repeated names, types, text between fields, <EOR> in
+# any case or missing, control tags.
+NEAR_ADI_FIELD = st.builds(
+    _field_text, st.sampled_from(["CALL", "call", "BAND", "Mode", "NOTES", " X ", "EOR", ""]),
+    st.text(st.sampled_from(list("W1AW 20m<>:\r\né")), max_size=8),
+    st.sampled_from([0, 0, 0, 0, 1, -1, 3]), st.sampled_from(["", "", "", "S", "n "]),
+    st.sampled_from(["", "", " ", "\n", "\r\n", " // x", ">", "<", "<B:0"]))
+NEAR_ADI_RECORD = st.builds(lambda fields, end: "".join(fields) + end, st.lists(NEAR_ADI_FIELD, max_size=6),
+                            st.sampled_from(["<eor>\n", "<EOR>\n", "<Eor>", "", "<EOH>", "<APP_LoTW_EOF>"]))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(NEAR_ADI_RECORD, max_size=8).map("".join))
+def test_adi_fast_path_agrees_with_the_careful_loop(text: str):
+    """Whole input in one feed takes the fast path for plain records; fed one byte at a time, every
+    record is parsed field by field by the careful loop (its first field arrives before its <EOR>)."""
+    data = text.encode()
+    assert parse_chunked(data, [], AdiParser()) == parse_chunked(data, list(range(1, len(data))), AdiParser())
+
+
+def test_adi_fast_path_leaves_irregular_records_to_the_careful_loop():
+    events = parse_bytes(b"<A:3>ab<FOO>x<eor>"     # not a field tag
+                         b"<A:3>ab<B:0<eor>"       # value runs into '<'
+                         b"<A:2>ab<B:0<eor>"       # '<' without '>'
+                         b"<A:2>ab<A:2>cd<EOR>"    # repeated name, <EOR> spelled otherwise
+                         b"<C:1:n>c<eor>")         # typed
+    assert [r.fields for r in records(events)] == [{"A": "ab"}, {"A": "ab<"}, {"A": "ab"}, {"A": "ab"}, {"C": "c"}]
+    assert records(events)[-1].types == {"C": "N"}
+    assert len(problems(events)) == 3
+
+
 NAMES = st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True).filter(
     lambda n: n not in ("EOR", "EOH", "APP", "USERDEF") and not n.startswith("XML")
     and not (n.startswith("APP_") and "_" not in n[4:]))

@@ -93,11 +93,14 @@ def test_good_calls(call: str):
     ({"QSO_DATE": "20230229"}, "QSO_DATE", "not a valid date"),
     ({"QSO_DATE": "2024-01-02"}, "QSO_DATE", "not a date"),
     ({"TIME_ON": "2400"}, "TIME_ON", "not a valid time"), ({"TIME_ON": "12345"}, "TIME_ON", "not a time"),
+    ({"TIME_ON": "1305001"}, "TIME_ON", "not a time"), ({"TIME_OFF": "13 5"}, "TIME_OFF", "not a time"),
     ({"TIME_OFF": "1261"}, "TIME_OFF", "not a valid time"),
     ({"QSO_DATE_OFF": "20240231"}, "QSO_DATE_OFF", "not a valid date"),
     ({"QSLRDATE": "00000000"}, "QSLRDATE", "start in 1930"),
     ({"FREQ": "14,074"}, "FREQ", "not a frequency"), ({"FREQ": "-556636544"}, "FREQ", "not a frequency"),
     ({"FREQ": "1e3"}, "FREQ", "not a frequency"), ({"FREQ_RX": "nan"}, "FREQ_RX", "not a frequency"),
+    ({"FREQ": "."}, "FREQ", "not a frequency"), ({"FREQ": "14.0.1"}, "FREQ", "not a frequency"),
+    ({"FREQ": "\uff11\uff14"}, "FREQ", "not a frequency"), ({"FREQ": "+14"}, "FREQ", "not a frequency"),
     ({"BAND": "20"}, "BAND", "not an ADIF band"), ({"BAND_RX": "11m"}, "BAND_RX", "not an ADIF band"),
     ({"QSL_RCVD": "0"}, "QSL_RCVD", "not one of"), ({"LOTW_QSL_SENT": "V"}, "LOTW_QSL_SENT", "not one of"),
     ({"DXCC": "USA"}, "DXCC", "not a DXCC entity"),
@@ -105,6 +108,29 @@ def test_good_calls(call: str):
 def test_rejects_name_the_field(fields: dict[str, str], field: str, reason: str):
     result = normalize({**BASE, **fields})
     assert isinstance(result, Reject) and result.field == field and reason in result.reason
+
+
+def test_times_and_frequencies_in_every_accepted_form():
+    start = datetime(2024, 1, 2, 13, 5, tzinfo=UTC)
+    assert qso(TIME_ON=" 1305 ").start_at == qso(TIME_ON="130500").start_at == start
+    assert qso(TIME_ON="235959").start_at == datetime(2024, 1, 2, 23, 59, 59, tzinfo=UTC)
+    assert (qso(FREQ=".5").freq, qso(FREQ="5.").freq, qso(FREQ=" 14.074 ").freq) == (0.5, 5.0, 14.074)
+
+
+def test_remembered_conversions_keep_field_names_and_reject_every_time():
+    for _ in range(2):  # the second round would use what the first remembered
+        for field in ("QSLSDATE", "QSLRDATE", "QSO_DATE_OFF"):
+            result = normalize({**BASE, field: "2024"})
+            assert isinstance(result, Reject) and result.field == field
+        assert qso(QSLSDATE="20240110").qslsdate == qso(QSLRDATE="20240110").qslrdate == date(2024, 1, 10)
+
+
+def test_many_distinct_values_stay_correct():
+    """More distinct dates than a memo holds: it is cleared and refilled, never stale."""
+    first = date(1990, 1, 1)
+    for offset in range(9000):
+        day = first + timedelta(days=offset)
+        assert qso(QSO_DATE=day.strftime("%Y%m%d")).start_at.date() == day
 
 
 def test_typed_values_and_extra():
