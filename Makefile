@@ -7,7 +7,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 run: deps
 	$(PYTHON) -m hamsrv.cli serve
 
-test: test-deps
+test: test-deps lint
 	$(PYTHON) -m pytest -q
 
 deps:

@@ -5,7 +5,7 @@ of the same rows in the same run.
     python -m bench.ingest --rows 100000
 
 End to end = read the ADI file -> parse -> normalise -> binary COPY into the staging table -> INSERT
-with dedupe into `qsos` (4 indexes, foreign key, trigger), committed per batch. The baseline COPYs the
+with dedupe into `qsos` (its indexes and triggers), committed per batch. The baseline COPYs the
 same rows, already parsed, normalised and encoded (untimed), straight into tables shaped like `qsos`:
 once with no index at all, once with the same indexes. Results: bench/results/ingest.{json,md}.
 """

@@ -36,7 +36,8 @@ class Target:
             misses.append(f"p99 {run['p99_ms']} ms > {self.max_p99_ms:g} ms")
         cpu = run["server_cpu_s_per_million"]
         if self.max_cpu_per_million is not None and (cpu is None or cpu > self.max_cpu_per_million):
-            misses.append(f"{cpu} CPU-s/M > {self.max_cpu_per_million}")
+            misses.append(f"{cpu:.2f} CPU-s/M > {self.max_cpu_per_million:g}" if cpu is not None
+                          else "no CPU figure")
         return ("missed" if misses else "met"), misses
 
 

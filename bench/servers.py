@@ -30,7 +30,10 @@ NODE_DIR = PEERS_DIR / "node"
 NGINX = "/usr/sbin/nginx"
 NCHAN_MODULE_DIRS = (Path("/usr/lib/nginx/modules"), Path("/usr/share/nginx/modules"))
 PORT_RANGE = (20000, 32000)  # below the ephemeral range, where client sockets would collide
-SERVER_NAMES = ("hamsrv", "websockets", "node", "nchan")
+SERVER_NAMES = ("hamsrv", "websockets", "node", "nchan", "prototype")
+# The design's throw-away trio prototype (shared/prototypes, not part of this repo): the floor that
+# DESIGN.md measured, run here so that hamsrv is compared with it on the same machine in the same run.
+PROTOTYPE = REPO_DIR.parent / "shared" / "prototypes" / "firehose_prototype.py"
 PEER_NAMES = SERVER_NAMES[1:]
 
 
@@ -163,7 +166,9 @@ async def start_server(name: str, options: ServerOptions, workdir: Path) -> Runn
             "serve", "--http", f"127.0.0.1:{ws_port}", "--cluster", f"127.0.0.1:{ingress_port}"]
         if options.workers > 1:
             command += ["--workers", str(options.workers)]
-        env.update(HAMSRV_DATA_DIR=str(workdir / "data"), HAMSRV_CLUSTER_FEEDS="127.0.0.1")
+        # The load generator connects from a few 127.0.0.x addresses: lift the per-IP connection limit.
+        env.update(HAMSRV_DATA_DIR=str(workdir / "data"), HAMSRV_CLUSTER_FEEDS="127.0.0.1",
+                   HAMSRV_WS_PER_IP="100000")
         ingress, ingress_path, ws_path = "cluster", "", "/ws/firehose"
         exclude = ("postgres",)
         measured = "the hamsrv process and its children except embedded PostgreSQL"
@@ -188,6 +193,13 @@ async def start_server(name: str, options: ServerOptions, workdir: Path) -> Runn
         ingress, ingress_path, ws_path = "http", "/pub", "/ws/firehose"
         ingress_port = ws_port
         measured = "nginx master and worker"
+    elif name == "prototype":
+        if not PROTOTYPE.exists():
+            raise ServerUnavailable(f"{PROTOTYPE} not found (it lives in shared/, beside the repo)")
+        command = [sys.executable, str(PROTOTYPE), "--ws-port", str(ws_port), "--pub-port", str(ingress_port),
+                   "--send", "direct", "--tick", "50", "--batch", "array"]
+        ingress, ingress_path, ws_path = "http", "/pub", "/ws/firehose"
+        measured = "the Python process"
     else:
         raise ServerUnavailable(f"unknown server {name!r}; choose from {', '.join(SERVER_NAMES)}")
     log = workdir / f"{name}.log"

@@ -114,3 +114,18 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert f"hamsrv: cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_cty_update_installs_a_valid_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
+    good = REPO.parent / "shared" / "testdata" / "cty" / "cty_regular_rhgndf.dat"
+    proc = hamsrv("cty", "update", str(good), env=clean_env(tmp_path))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "entities" in out and (tmp_path / "var" / "cty.dat").read_bytes() == good.read_bytes()
+
+    bad = tmp_path / "bad.dat"
+    bad.write_text("<html>not a cty file</html>\n")
+    proc = hamsrv("cty", "update", str(bad), env=clean_env(tmp_path))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and err.startswith("hamsrv: ") and "Traceback" not in err
+    assert (tmp_path / "var" / "cty.dat").read_bytes() == good.read_bytes()  # the old file stays

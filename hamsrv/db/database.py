@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,15 @@ async def _fetch(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[st
 async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
     """fetch() on a connection the caller holds (inside a transaction)."""
     return await _fetch(conn, sql, params)
+
+
+def json_value(value: Any) -> Any:
+    """A column value as JSON: times in UTC ISO 8601 with `Z`, dates ISO, the rest as is."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 class UniqueViolation(DatabaseError):

@@ -48,6 +48,7 @@ DEFAULT_PONG_TIMEOUT = 60.0
 DEFAULT_CLOSE_TIMEOUT = 5.0  # how long a closing handshake may take before we hang up
 REPLAY_FRAME_SPOTS = 500  # replay (since= and behind clients) goes out in frames of bounded size
 REPLAY_FRAME_BYTES = 64 * 1024
+REPLAY_CACHE_SIZE = 256  # replay frames kept per tick, shared by clients at the same ring position
 REPLAY_SCAN = 4096  # ring entries examined per replay step, so a narrow filter cannot hog the loop
 RECEIVE_SIZE = 16384
 WRITEV_BUFFERS = 64
@@ -158,6 +159,8 @@ class Firehose:
         self.max_message_size = max_message_size
         self._clients: set[_Client] = set()
         self._groups: dict[tuple[SpotFilter, bool], _Group] = {}
+        self._replay_cache: dict[tuple[SpotFilter, bool, int], tuple[bytes | None, int]] = {}
+        self._replay_live = -1  # the live position the cached replay frames were built for
         self._per_ip: dict[str, int] = {}
         self._shutting_down = False
         self._all_gone: trio.Event | None = None
@@ -459,21 +462,37 @@ class Firehose:
             self._send(c, control_frame({"type": "gap", "from": oldest_missing, "to": last_missing}))
             self.gaps.inc()
             c.cursor = last_missing
-        start, matched, size = c.cursor, [], 0
-        for entry in ring.after(c.cursor, REPLAY_SCAN):
+        if self._replay_live != live:  # a new tick: frames cached for the old live position are stale
+            self._replay_cache.clear()
+            self._replay_live = live
+        start = c.cursor
+        key = (c.filter, c.binary, start)
+        step = self._replay_cache.get(key)
+        if step is None:  # clients that fell behind together sit at the same cursor: build the frame once
+            step = self._replay_cache[key] = self._replay_frame(c.filter, c.binary, start, live)
+            if len(self._replay_cache) > REPLAY_CACHE_SIZE:
+                self._replay_cache.clear()
+        frame, c.cursor = step
+        if frame is not None:
+            self._send(c, frame, start)
+        if c.cursor >= live and not c.dead:
+            c.behind = False
+            self._join(c)
+
+    def _replay_frame(self, spot_filter: SpotFilter, binary: bool, cursor: int,
+                      live: int) -> tuple[bytes | None, int]:
+        """The next bounded replay frame after `cursor` (None when nothing matched) and the new cursor."""
+        matched, size = [], 0
+        for entry in self.hub.ring.after(cursor, REPLAY_SCAN):
             if entry.seq > live:
                 break
-            c.cursor = entry.seq
-            if c.filter.matches(entry.spot):
+            cursor = entry.seq
+            if spot_filter.matches(entry.spot):
                 matched.append(entry)
                 size += len(entry.json)
                 if len(matched) >= REPLAY_FRAME_SPOTS or size >= REPLAY_FRAME_BYTES:
                     break
-        if matched:
-            self._send(c, spot_frame(matched, c.binary), start)
-        if c.cursor >= live and not c.dead:
-            c.behind = False
-            self._join(c)
+        return (spot_frame(matched, binary) if matched else None), cursor
 
     # ------------------------------------------------------------ reading and keepalive
 

@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from hamsrv.db import qsos
-from hamsrv.db.database import Row
+from hamsrv.db.database import Row, json_value
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.ring import spot_to_dict
@@ -25,7 +25,6 @@ from hamsrv.http.common import (
     authenticated,
     error,
     json_body,
-    json_value,
     parse_int,
     parse_time,
 )

@@ -93,9 +93,15 @@ def _decode(raw: str) -> str:
 
 
 class _Events:
-    """The pull side shared by both parsers."""
+    """The pull side and the limits shared by both parsers."""
 
-    _events: deque[Event]
+    def __init__(self, *, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
+                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
+        self.max_field_bytes = max_field_bytes
+        self.max_record_bytes = max_record_bytes
+        self.max_header_bytes = max_header_bytes
+        self._events: deque[Event] = deque()
 
     def _parse_more(self) -> bool:
         """Parse until at least one event is queued; False when more input is needed."""
@@ -218,13 +224,8 @@ def _no_tag_inside(text: str, start: int, end: int) -> bool:
 class AdiParser(_Events):
     """Streaming parser for ADI (tagged text) files."""
 
-    def __init__(self, *, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
-        self.max_field_bytes = max_field_bytes
-        self.max_record_bytes = max_record_bytes
-        self.max_header_bytes = max_header_bytes
-        self._events = deque()
+    def __init__(self, **limits: int) -> None:
+        super().__init__(**limits)
         self._text = ""            # unparsed input, Latin-1 decoded
         self._pos = 0              # parse position in _text
         self._base = 0             # input offset of _text[0]
@@ -505,13 +506,8 @@ class AdxParser(_Events):
     declared; expat never loads external entities.
     """
 
-    def __init__(self, *, max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES,
-                 max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES) -> None:
-        self.max_field_bytes = max_field_bytes
-        self.max_record_bytes = max_record_bytes
-        self.max_header_bytes = max_header_bytes
-        self._events = deque()
+    def __init__(self, **limits: int) -> None:
+        super().__init__(**limits)
         self._xml = ET.XMLPullParser(events=("start", "end", "comment"))
         self._closed = False
         self._failed = False

@@ -17,14 +17,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from typing import Any
 
 import psycopg
 import trio
 from psycopg.types.json import Jsonb
 
-from hamsrv.db.database import Database, Row, fetch_on, translate
+from hamsrv.db.database import Database, Row, fetch_on, json_value, translate
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.copy import (
@@ -157,14 +156,6 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
 
 
 # ------------------------------------------------------------------------------------- durable jobs
-def json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 _SUMMARY_FIELDS = ("id", "status", "filename", "format", "options", "size_bytes", "bytes_done",
                    *_COUNTERS, "error", "created_at", "started_at", "finished_at")
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import ipaddress
 import json
 import socket
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +15,6 @@ from pathlib import Path
 import msgpack
 import pytest
 import trio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from trio_websocket import ConnectionClosed, ConnectionRejected, WebSocketConnection, open_websocket_url
 
 from hamsrv.errors import InputError
@@ -31,6 +25,7 @@ from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import RingEntry, SpotRing
 from hamsrv.metrics import Registry
 from hamsrv.model import Spot
+from tests.tls import tls_contexts
 
 FREQ = {"20m": 14025.0, "40m": 7010.0, "15m": 21030.0, "2m": 144300.0}
 
@@ -521,28 +516,6 @@ async def test_plain_http_get_is_told_to_upgrade(start_server: StartServer) -> N
 
 # ---------------------------------------------------------------- TLS
 
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    with tempfile.TemporaryDirectory() as folder:  # load_cert_chain wants file paths
-        cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-        cert_path.write_bytes(cert_pem)
-        key_path.write_bytes(key_pem)
-        server.load_cert_chain(cert_path, key_path)
-    client = ssl.create_default_context(cadata=cert_pem.decode())
-    return server, client
 
 
 async def test_tls_clients_get_the_same_frames(start_server: StartServer) -> None:
