@@ -13,7 +13,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from hamsrv.db import qsos
-from hamsrv.db.database import Row, json_value
+from hamsrv.db.database import Row, UniqueViolation, json_value
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.ring import spot_to_dict
@@ -127,12 +127,8 @@ def create_app(state: AppState) -> QuartTrio:
         created = await qsos.insert(state.db, user["id"], row)
         if created is None:
             existing = await qsos.find_duplicate(state.db, user["id"], row)
-            response = error(409, "this QSO is logged already (same call, band, mode and minute)")
-            if existing is not None:
-                response = jsonify({"error": "this QSO is logged already (same call, band, mode and minute)",
-                                    "id": existing["id"]})
-                response.status_code = 409
-            return response
+            return error(409, "this QSO is logged already (same call, band, mode and minute)",
+                         id=existing["id"] if existing else None)
         response = jsonify(qso_json(created))
         response.status_code = 201
         response.headers["Location"] = f"/api/qsos/{created['id']}"
@@ -156,10 +152,8 @@ def create_app(state: AppState) -> QuartTrio:
         row = row_from_json(patch, base=current)
         try:
             updated = await qsos.replace(state.db, user["id"], qso_id, row)
-        except DatabaseError as exc:
-            if "qsos_dedupe" in str(exc):
-                raise ApiError(409, "another QSO has the same call, band, mode and minute") from None
-            raise
+        except UniqueViolation:
+            raise ApiError(409, "another QSO has the same call, band, mode and minute") from None
         if updated is None:
             raise ApiError(404, f"no QSO {qso_id}")
         return jsonify(qso_json(updated))

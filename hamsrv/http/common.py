@@ -42,8 +42,9 @@ class ApiError(Exception):
         self.status, self.field = status, field
 
 
-def error(status: int, message: str, field: str | None = None) -> Response:
-    body: dict[str, Any] = {"error": message}
+def error(status: int, message: str, field: str | None = None, **extra: Any) -> Response:
+    """The JSON error every route answers with: `{"error": ..., "field": ...}` plus any `extra` keys."""
+    body: dict[str, Any] = {"error": message, **extra}
     if field:
         body["field"] = field
     response = jsonify(body)

@@ -102,3 +102,13 @@ async def test_paging_and_filters(api: Api) -> None:
         window = (await client.get("/api/qsos", params={"from": "2024-05-01T13:10:00Z",
                                                         "to": "2024-05-01T13:15:00Z"})).json()["qsos"]
         assert len(window) == 5
+
+
+async def test_patch_into_another_qsos_key_is_409(api: Api) -> None:
+    async with api.client(api.token) as client:
+        first = (await client.post("/api/qsos", json=FT8)).json()
+        second = (await client.post("/api/qsos", json={**FT8, "time_on": "1400"})).json()
+        r = await client.patch(f"/api/qsos/{second['id']}", json={"time_on": "1305"})
+        assert r.status_code == 409 and "same call" in r.json()["error"]
+        assert (await client.get(f"/api/qsos/{second['id']}")).json()["start_at"] == "2024-05-01T14:00:00Z"
+        assert first["id"] != second["id"]
