@@ -16,9 +16,7 @@ import trio
 
 from hamsrv import config as config_mod
 from hamsrv.db.database import Database
-
-REPO = Path(__file__).resolve().parents[1]
-TESTDATA = REPO.parent / "shared" / "testdata"
+from tests.testdata import TESTDATA
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests import testdata
+
+REPO = testdata.REPO
 
 
 _handed_out: set[int] = set()
@@ -117,7 +119,7 @@ def test_port_in_use_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 
 def test_cty_update_installs_a_valid_file_and_refuses_a_bad_one(tmp_path: Path) -> None:
-    good = REPO.parent / "shared" / "testdata" / "cty" / "cty_regular_rhgndf.dat"
+    good = testdata.TESTDATA / "cty" / "cty_regular_rhgndf.dat"
     proc = hamsrv("cty", "update", str(good), env=clean_env(tmp_path))
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

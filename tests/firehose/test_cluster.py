@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -21,8 +20,9 @@ from hamsrv.firehose.cluster import (
     parse_skimmer_comment,
 )
 from hamsrv.model import Spot
+from tests import testdata
 
-DXCLUSTER = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dxcluster"
+DXCLUSTER = testdata.TESTDATA / "dxcluster"
 NOW = datetime(2020, 7, 5, 23, 5, 30, tzinfo=UTC)
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hamsrv import cty
 from hamsrv.errors import InputError
+from tests import testdata
 
-CTY_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "cty"
+CTY_DATA = testdata.TESTDATA / "cty"
 BIG_CTY = CTY_DATA / "bigcty_20240323_cty.dat"
 REGULAR_CTY = CTY_DATA / "cty_regular_rhgndf.dat"
 

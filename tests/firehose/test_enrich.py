@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -14,8 +13,9 @@ from hamsrv import cty
 from hamsrv.firehose.cluster import DxSpot, parse_line
 from hamsrv.firehose.enrich import Deduper, Enricher, make_prepare, mode_from_comment, mode_from_frequency
 from hamsrv.model import Spot
+from tests import testdata
 
-DXCLUSTER = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dxcluster"
+DXCLUSTER = testdata.TESTDATA / "dxcluster"
 NOW = datetime(2020, 7, 5, 23, 5, tzinfo=UTC)
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 

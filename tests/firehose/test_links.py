@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import socket
 from functools import partial
-from pathlib import Path
 
 import pytest
 import trio
@@ -16,8 +15,9 @@ from hamsrv.errors import ConfigError
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.links import Backoff, LinkConfig, LinkState, parse_links, run_link, serve_links
 from hamsrv.metrics import Registry
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dxcluster"
+TESTDATA = testdata.TESTDATA / "dxcluster"
 RBN_LINES = (TESTDATA / "rbn_telnet_lines_20200705.txt").read_bytes().splitlines()
 SAFETY = 20  # seconds; only guards against a hung test
 FAST = Backoff(initial=0.01, maximum=0.05, stable_after=0.0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import assume, given, settings
@@ -27,8 +26,9 @@ from hamsrv.firehose.session import (
     format_list_line,
 )
 from hamsrv.model import BANDS, Spot
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "dxcluster"
+TESTDATA = testdata.TESTDATA / "dxcluster"
 NOW = datetime(2022, 2, 7, 13, 7, 42, tzinfo=UTC)
 
 

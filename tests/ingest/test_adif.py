@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,8 +20,9 @@ from hamsrv.ingest.adif import (
     write_adi,
     write_adx,
 )
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 
 
 def records(events: list[Event]) -> list[Record]:

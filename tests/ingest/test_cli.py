@@ -9,8 +9,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from hamsrv.cli import main
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 
 
 def as_url(conninfo: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +17,9 @@ from hamsrv.ingest.adif import Record, parse_bytes
 from hamsrv.ingest.copy import Batch, BatchMaker, encode_rows
 from hamsrv.ingest.jobs import ImportResult, import_stream
 from hamsrv.ingest.normalize import Qso, normalize
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 
 # file: (inserted, duplicates, rejected, warnings) for an import into an empty logbook, and for
 # files with few rejects the (record, field, reason fragment) of each.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +21,9 @@ from hamsrv.http.listener import serve_public
 from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 UPLOAD_LIMIT = 2 << 20
 
 

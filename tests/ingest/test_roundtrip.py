@@ -4,7 +4,6 @@ logbook gives back the same rows (every column, the `extra` fields too), in ADI 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,8 +11,9 @@ from hamsrv.db.database import Database
 from hamsrv.ingest.export import PAGE_ROWS, export_qsos
 from hamsrv.ingest.jobs import import_stream
 from hamsrv.ingest.normalize import QSO_COLUMNS
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 FILES = sorted(p.name for p in TESTDATA.iterdir())
 ROWS = f"SELECT {', '.join(QSO_COLUMNS)} FROM qsos WHERE owner_id = %s ORDER BY start_at, call, band, mode"
 

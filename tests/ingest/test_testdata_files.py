@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
-from pathlib import Path
 
 import pytest
 
 from hamsrv.ingest.adif import Header, LotwEof, ParseProblem, Record, is_lotw_report, parse_bytes
 from hamsrv.ingest.normalize import Reject, normalize
+from tests import testdata
 
-TESTDATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "adif"
+TESTDATA = testdata.TESTDATA / "adif"
 
 NO_CALL_3_4_5 = [(3, "CALL", "missing"), (4, "CALL", "missing"), (5, "CALL", "missing")]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -34,8 +33,9 @@ from relay.relay import (
     set_mode_command,
     split_reply,
 )
+from tests import testdata
 
-HAMLIB = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "hamlib"
+HAMLIB = testdata.TESTDATA / "hamlib"
 ORIGIN = "https://hamsrv.example"
 TOKEN = "pairing-token-for-tests"
 POLICY = Policy(frozenset({ORIGIN}), TOKEN)
