@@ -371,7 +371,6 @@ class Firehose:
         """Hub tick listener (synchronous): one frame per group, the same bytes to every member."""
         started = time.perf_counter()
         tick_prev_seq = new[0].seq - 1
-        write = os.write
         for group in list(self._groups.values()):
             spot_filter = group.filter
             matching = new if spot_filter == EVERYTHING else [e for e in new if spot_filter.matches(e.spot)]
@@ -380,26 +379,11 @@ class Firehose:
             frame = spot_frame(matching, group.binary)
             size, sent = len(frame), 0
             for c in tuple(group.members):
-                if c.pending or c.fd < 0 or c.dead:  # the general path: queue, TLS, or nothing
-                    if c.pending_bytes and c.pending_bytes + size > self.max_pending:
-                        self._fall_behind(c, tick_prev_seq)
-                    else:
-                        self._send(c, frame, tick_prev_seq)
-                        sent += 1
-                    continue
-                try:  # the hot path, inlined: one non-blocking write of the shared frame
-                    written = write(c.fd, frame)
-                except BlockingIOError:
-                    written = 0
-                except OSError:
-                    self._abort(c)
-                    continue
-                sent += 1
-                if written < size:
-                    c.head_offset = written
-                    c.pending.append((frame, tick_prev_seq))
-                    c.pending_bytes += size - written
-                    c.wakeup.set()
+                if c.pending_bytes and c.pending_bytes + size > self.max_pending:
+                    self._fall_behind(c, tick_prev_seq)
+                else:
+                    self._send(c, frame, tick_prev_seq)
+                    sent += 1
             self.frames.inc(sent)
             self.deliveries.inc(sent * len(matching))
             self.bytes_out.inc(sent * size)
