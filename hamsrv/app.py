@@ -17,6 +17,7 @@ import trio
 from hamsrv import cty
 from hamsrv.config import Config
 from hamsrv.db.database import Database
+from hamsrv.errors import ConfigError
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.hub import Hub
@@ -55,10 +56,13 @@ async def _on_signals(shutdown: trio.Event, cancel: trio.CancelScope) -> None:
 
 
 def _ssl_context(config: Config) -> ssl.SSLContext | None:
-    if config.tls_cert is None or config.tls_key is None:
+    if not config.tls:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(config.tls_cert, config.tls_key)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)  # type: ignore[arg-type]
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"HAMSRV_TLS_CERT/HAMSRV_TLS_KEY: cannot load them: {exc}") from None
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -69,6 +73,7 @@ async def run(config: Config, *, handle_signals: bool = True,
     metrics = Registry()
     feeds = FeedPolicy.parse(config.cluster_feeds)  # ConfigError before anything starts
     links = parse_links(config.cluster_links, config.node_call)
+    ssl_context = _ssl_context(config)
     db = await Database.open(config.database_url, config.data_dir, pool_size=config.db_pool_size)
     try:
         async with trio.open_nursery() as root:
@@ -96,7 +101,7 @@ async def run(config: Config, *, handle_signals: bool = True,
             stop_http = trio.Event()
             async with trio.open_nursery() as front:
                 http_port = await front.start(lambda task_status: serve_public(
-                    app, firehose, config.http.host, config.http.port, ssl_context=_ssl_context(config),
+                    app, firehose, config.http.host, config.http.port, ssl_context=ssl_context,
                     grace=config.shutdown_grace, shutdown=stop_http, task_status=task_status))
                 log.info("hamsrv ready: http %s:%d, cluster %s:%d", config.http.host, http_port,
                          config.cluster.host, cluster_port)

@@ -33,8 +33,9 @@ def _config(args: argparse.Namespace) -> config_mod.Config:
     return config_mod.load(flags, file=args.config)
 
 
-async def _with_db(cfg: config_mod.Config, action: Callable[[Database], Awaitable[Any]]) -> Any:
-    db = await Database.open(cfg.database_url, cfg.data_dir, pool_size=2)
+async def _with_db(cfg: config_mod.Config, action: Callable[[Database], Awaitable[Any]],
+                   run_migrations: bool = True) -> Any:
+    db = await Database.open(cfg.database_url, cfg.data_dir, pool_size=2, run_migrations=run_migrations)
     try:
         return await action(db)
     finally:
@@ -55,7 +56,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         applied = await migrate(db.pool)
         print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(_with_db, _config(args), action, False)  # False: migrate() itself reports what it applied
     return 0
 
 

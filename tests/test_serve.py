@@ -89,6 +89,7 @@ def test_serve_on_embedded_database_then_sigterm_exits_zero(tmp_path: Path) -> N
     ({"HAMSRV_TLS_CERT": "/nonexistent.pem"}, "no such file"),
     ({"HAMSRV_CLUSTER_FEEDS": "not-an-address"}, "HAMSRV_CLUSTER_FEEDS"),
     ({"HAMSRV_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x?connect_timeout=2"}, "cannot connect"),
+    ({"HAMSRV_TLS_CERT": str(REPO / "README.md"), "HAMSRV_TLS_KEY": str(REPO / "README.md")}, "cannot load"),
 ])
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path: Path, env_extra: dict[str, str],
                                                   message: str) -> None:
@@ -131,3 +132,14 @@ def test_cty_update_installs_a_valid_file_and_refuses_a_bad_one(tmp_path: Path) 
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1 and err.startswith("hamsrv: ") and "Traceback" not in err
     assert (tmp_path / "var" / "cty.dat").read_bytes() == good.read_bytes()  # the old file stays
+
+
+def test_db_migrate_reports_what_it_applied(tmp_path: Path) -> None:
+    env = clean_env(tmp_path)
+    first = hamsrv("db", "migrate", env=env)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert out.startswith("applied: 0001_initial.sql"), out
+    again = hamsrv("db", "migrate", env=env)
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0 and "up to date" in out, (out, err)

@@ -13,8 +13,9 @@ import trio
 from psycopg.rows import dict_row
 
 from hamsrv.db.embedded import start_embedded
+from hamsrv.db.errors import translate
 from hamsrv.db.migrate import migrate
-from hamsrv.db.pool import Pool, describe
+from hamsrv.db.pool import Pool
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError
 
@@ -31,11 +32,14 @@ class Database:
         """Connect (starting the embedded server when `url` is None) and bring the schema up to date."""
         conninfo = url or await start_embedded(data_dir)
         pool = Pool(conninfo, max_size=pool_size)
-        await pool.open()
-        db = cls(pool)
-        if run_migrations:
-            await migrate(pool)
-        return db
+        try:
+            await pool.open()
+            if run_migrations:
+                await migrate(pool)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -52,7 +56,7 @@ class Database:
 
     async def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         async with self.pool.connection() as conn:
-            return await _fetch(conn, sql, params)
+            return await fetch_on(conn, sql, params)
 
     async def fetchrow(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
         rows = await self.fetch(sql, params)
@@ -78,18 +82,14 @@ class Database:
         return False
 
 
-async def _fetch(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Row]:
+async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+    """fetch() on a connection the caller holds (inside a transaction)."""
     try:
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(sql, params)  # type: ignore[arg-type]
         return await cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
         raise translate(exc) from None
-
-
-async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
-    """fetch() on a connection the caller holds (inside a transaction)."""
-    return await _fetch(conn, sql, params)
 
 
 def json_value(value: Any) -> Any:
@@ -101,12 +101,3 @@ def json_value(value: Any) -> Any:
     return value
 
 
-class UniqueViolation(DatabaseError):
-    """A row with the same unique key exists already."""
-
-
-def translate(exc: psycopg.Error) -> DatabaseError:
-    """psycopg errors stop at the db package: callers see hamsrv errors with one-line messages."""
-    if isinstance(exc, psycopg.errors.UniqueViolation):
-        return UniqueViolation(describe(exc))
-    return DatabaseError(describe(exc))

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+import psycopg
+
+from hamsrv.db.errors import translate
 from hamsrv.db.pool import Pool
 
 _LOCK_KEY = 0x68616D73  # "hams": any constant shared by every hamsrv process
@@ -31,6 +34,13 @@ def available() -> list[tuple[int, str, str]]:
 
 async def migrate(pool: Pool) -> list[str]:
     """Apply pending migrations; returns the names applied now (empty when up to date)."""
+    try:
+        return await _migrate(pool)
+    except psycopg.Error as exc:  # e.g. no CREATE permission on the schema of an external database
+        raise translate(exc) from None
+
+
+async def _migrate(pool: Pool) -> list[str]:
     applied_now: list[str] = []
     async with pool.connection() as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", [_LOCK_KEY])

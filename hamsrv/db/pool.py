@@ -11,20 +11,14 @@ import contextlib
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 import trio
 from psycopg import pq
 
+from hamsrv.db.errors import describe, translate
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, PoolTimeout
-
-
-def describe(exc: BaseException) -> str:
-    """One line for a user: psycopg messages can run over several lines."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 class Pool:
@@ -44,7 +38,10 @@ class Pool:
     async def open(self) -> None:
         """Check that the database answers now, so start-up fails early with a clear error."""
         async with self.connection() as conn:
-            await conn.execute("SELECT 1")
+            try:
+                await conn.execute("SELECT 1")
+            except psycopg.Error as exc:
+                raise translate(exc) from None
 
     async def _connect(self) -> TrioConnection:
         try:
@@ -63,8 +60,9 @@ class Pool:
         unless it is going away (shutdown, restart, admin kill), so a readable socket means dead."""
         if conn.closed or conn.broken or conn.pgconn.status != pq.ConnStatus.OK:
             return False
-        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
-        return not readable
+        poller = select.poll()  # not select.select: it fails on descriptors above 1023
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return not poller.poll(0)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[TrioConnection]:
@@ -119,6 +117,3 @@ class Pool:
         for conn in idle:
             await self._discard(conn)
 
-    def statistics(self) -> dict[str, Any]:
-        return {"size": self.max_size, "idle": len(self._idle),
-                "in_use": self.max_size - self._slots.value, "connects": self.connects}

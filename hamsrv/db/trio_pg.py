@@ -113,7 +113,3 @@ class TrioConnection(psycopg.AsyncConnection[Any]):
             await _trio_wait_conn(self._cancel_gen(timeout=timeout), interval=0.1)
         else:
             await trio.to_thread.run_sync(self.cancel)
-
-
-async def connect(conninfo: str, **kwargs: Any) -> TrioConnection:
-    return await TrioConnection.connect(conninfo, **kwargs)

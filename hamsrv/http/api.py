@@ -13,7 +13,8 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from hamsrv.db import qsos
-from hamsrv.db.database import Row, UniqueViolation, json_value
+from hamsrv.db.database import Row, json_value
+from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.ring import spot_to_dict

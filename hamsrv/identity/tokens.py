@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from hamsrv.db.database import Database, Row, UniqueViolation
+from hamsrv.db.database import Database, Row
+from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import InputError
 from hamsrv.model import normalize_call
 

@@ -23,7 +23,8 @@ import psycopg
 import trio
 from psycopg.types.json import Jsonb
 
-from hamsrv.db.database import Database, Row, fetch_on, json_value, translate
+from hamsrv.db.database import Database, Row, fetch_on, json_value
+from hamsrv.db.errors import translate
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.copy import (
