@@ -33,7 +33,7 @@ def parse_bind(text: str) -> Bind:
     if not sep:
         raise ValueError(f"{text!r} is not HOST:PORT")
     host = host.strip("[]") or "127.0.0.1"
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not port_text.isdecimal() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"port {port_text!r} is not a number from 0 to 65535")
     return Bind(host, int(port_text))
 

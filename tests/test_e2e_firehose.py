@@ -149,3 +149,20 @@ async def test_qso_insert_reaches_the_firehose(running: Any) -> None:
         with trio.move_on_after(0.5):
             extra = await ws.get_message()
             raise AssertionError(f"an old QSO is not news: {extra}")
+
+
+async def test_non_ascii_digits_are_refused_and_the_server_stays_up(running: Any) -> None:
+    """`"²".isdigit()` is true but int("²") fails: such input must be a 400, not a crash."""
+    port = running.http_port
+    client = await raw_ws_client(port, "/ws/firehose?since=%C2%B2")
+    head = await read_until(client, b"\r\n\r\n", bytearray())
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    await client.aclose()
+    async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/firehose") as ws:
+        await ws.send_message(json.dumps({"subscribe": {"dxcc": ["\u00b2"]}}))
+        with trio.fail_after(10):
+            reply = json.loads(await ws.get_message())
+        assert reply["type"] == "error" and reply["field"] == "dxcc"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        assert (await http.get("/api/spots", params={"limit": "\u00b2"})).status_code == 400
+        assert (await http.get("/healthz")).status_code == 200

@@ -278,7 +278,7 @@ def _parse_pc(text: str) -> DxSpot | None:
         return None
     if ip:
         spot.extra["spotter_ip"] = ip.strip()
-    if hops[:1] == "H" and hops[1:].isdigit():
+    if hops[:1] == "H" and hops[1:].isdecimal():
         spot.extra["hops"] = hops[1:]
     return DxSpot(spot)
 
@@ -293,7 +293,7 @@ def _parse_cc11(text: str) -> DxSpot | None:
     spot = _node_spot(f[1], f[2], f[3], f[4], f[5], f[6], f[9])
     if spot is None:
         return None
-    if len(f) > 11 and f[11].strip().isdigit():
+    if len(f) > 11 and f[11].strip().isdecimal():
         spot.cqz = int(f[11])
     for index, key in ((14, "dx_state"), (15, "spotter_state"), (18, "dx_grid")):
         if len(f) > index and f[index].strip():
@@ -323,7 +323,7 @@ def _parse_bulletin(text: str) -> Wwv | Wcy | None:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.lstrip("+-").isdigit() else None
+    return int(text) if text is not None and text.lstrip("+-").isdecimal() else None
 
 
 def format_dx_line(spot: Spot, width: int = 80) -> str:

@@ -73,7 +73,7 @@ def _continent(field: str) -> _Parser:
 
 def _dxcc(value: str | int) -> int:
     text = str(value).strip()
-    if not text.isdigit() or int(text) > 999:
+    if not text.isdecimal() or int(text) > 999:
         raise InputError(f"invalid DXCC entity number {value!r}", field="dxcc")
     return int(text)
 
@@ -118,7 +118,7 @@ def parse_query(query: str) -> tuple[SpotFilter, int | None]:
     since: int | None = None
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "since":
-            if not value.strip().isdigit():
+            if not value.strip().isdecimal():
                 raise InputError(f"since must be a spot id (a non-negative integer), not {value!r}", field="since")
             since = int(value)
         else:

@@ -57,7 +57,7 @@ class LinkConfig:
         where, _, who = text.strip().partition("/")
         host, sep, port = where.rpartition(":")
         host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
             raise ConfigError(f"HAMSRV_CLUSTER_LINKS: {text.strip()!r} is not host:port[/CALL]")
         call_text, _, password = who.partition(":")
         call = login_call(call_text or default_call)

@@ -201,8 +201,8 @@ class _Connection:
                 else:
                     self.node.feed_spots.inc()
             elif isinstance(event, ShowDx):
-                newest_first = reversed(self.node.hub.ring.latest(SHOW_DX_SCAN))
-                picked = islice((e for e in newest_first if event.matches(e.spot)), event.count)
+                scanned = islice(self.node.hub.ring.newest_first(), SHOW_DX_SCAN)
+                picked = islice((e for e in scanned if event.matches(e.spot)), event.count)
                 await self._send(self.session.format_show_dx(picked))
             elif isinstance(event, LoggedIn):
                 self._login_scope.deadline = math.inf  # idle users are kept

@@ -7,6 +7,7 @@ ring's bounds alone and not on how many clients there are or how slow they read.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from hamsrv.model import Spot
@@ -84,6 +85,11 @@ class SpotRing:
         start = max(seq - self.first_seq + 1, 0) + self._head
         stop = len(self._entries) if limit is None else min(start + limit, len(self._entries))
         return self._entries[start:stop]
+
+    def newest_first(self) -> Iterator[RingEntry]:
+        """Every held entry, newest first, lazily: searches stop as soon as they have enough."""
+        entries = self._entries
+        return (entries[i] for i in range(len(entries) - 1, self._head - 1, -1))
 
     def latest(self, n: int) -> list[RingEntry]:
         return self._entries[max(len(self._entries) - n, self._head):]

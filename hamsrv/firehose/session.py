@@ -552,7 +552,7 @@ class ClusterSession:
             rule = SpotRule.parse(" ".join(words[at:at + 2]))
             words = words[:at] + words[at + 2:]
         for word in words:
-            if word.isdigit():
+            if word.isdecimal():
                 count = max(1, min(int(word), SHOW_DX_MAX))
             elif word.isascii() and word.replace("/", "").isalnum() and not prefix:
                 prefix = word.upper()
@@ -568,7 +568,7 @@ class ClusterSession:
     def _set_rule(self, kind: str, args: str) -> list[Event]:
         words = args.split(maxsplit=1)
         slot = 1
-        if words and words[0].isdigit():
+        if words and words[0].isdecimal():
             slot = int(words[0])
             if slot not in FILTER_SLOTS:
                 raise FilterError("filter numbers run from 0 to 9")
@@ -588,7 +588,7 @@ class ClusterSession:
         if word in ("", "all"):
             self.filter = SpotFilter()
             return [self._reply("spot filter cleared: you get every spot")]
-        if not word.isdigit() or int(word) not in FILTER_SLOTS:
+        if not word.isdecimal() or int(word) not in FILTER_SLOTS:
             raise FilterError("usage: CLEAR/SPOTS [0-9|all]")
         self.filter.accept.pop(int(word), None)
         self.filter.reject.pop(int(word), None)
@@ -612,13 +612,13 @@ class ClusterSession:
         return [self._reply(*self.filter.describe(), *extra)]
 
     def _set_page(self, args: str) -> list[Event]:
-        if not args.isdigit():
+        if not args.isdecimal():
             raise FilterError("usage: SET/PAGE <lines>")
         self.page = int(args)
         return [self._reply(f"page length {self.page} (this node never pauses output)")]
 
     def _set_width(self, args: str) -> list[Event]:
-        if not args.isdigit() or not DEFAULT_WIDTH <= int(args) <= MAX_WIDTH:
+        if not args.isdecimal() or not DEFAULT_WIDTH <= int(args) <= MAX_WIDTH:
             raise FilterError(f"usage: SET/WIDTH <{DEFAULT_WIDTH}-{MAX_WIDTH}>")
         self.width = int(args)
         return [self._reply(f"width set to {self.width}")]

@@ -6,6 +6,7 @@ import base64
 import logging
 import time
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from quart import Response, jsonify, request, send_from_directory
@@ -176,10 +177,12 @@ def create_app(state: AppState) -> QuartTrio:
         spot_filter = parse_filter({k: args.getlist(k) for k in args if k not in ("since", "limit")})
         ring = state.hub.ring
         if "since" in args:  # oldest first from the cursor, as a client catching up wants them
-            picked = [e for e in ring.after(since) if spot_filter.matches(e.spot)][:limit]
-        else:  # the latest ones
-            picked = [e for e in ring.latest(len(ring)) if spot_filter.matches(e.spot)][-limit:]
-        return jsonify({"spots": [spot_to_dict(e.spot) for e in picked], "last_id": ring.last_seq})
+            picked = list(islice((e for e in ring.after(since) if spot_filter.matches(e.spot)), limit))
+        else:  # the latest ones, oldest of them first
+            picked = list(islice((e for e in ring.newest_first() if spot_filter.matches(e.spot)), limit))
+            picked.reverse()
+        body = b'{"spots":[' + b",".join(e.json for e in picked) + b'],"last_id":%d}' % ring.last_seq
+        return Response(body, content_type="application/json")  # the ring's spots are encoded already
 
     @app.post("/api/spots")
     @authenticated

@@ -65,7 +65,7 @@ def parse_time(name: str, text: str | None) -> datetime | None:
 def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
     if text is None:
         return default
-    if not text.isdigit() or not lo <= int(text) <= hi:
+    if not text.isdecimal() or not lo <= int(text) <= hi:
         raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}", name)
     return int(text)
 

@@ -112,6 +112,13 @@ async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, po
     bound = listeners[0].socket.getsockname()[1]
 
     async def handle(stream: trio.SocketStream) -> None:
+        try:
+            await handle_connection(stream)
+        except Exception:  # a bug in one connection must not take the public port down for everyone
+            log.exception("public connection failed")
+            await trio.aclose_forcefully(stream)
+
+    async def handle_connection(stream: trio.SocketStream) -> None:
         conn: trio.abc.Stream = stream
         if ssl_context is not None:
             conn = trio.SSLStream(stream, ssl_context, server_side=True, https_compatible=True)
