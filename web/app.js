@@ -46,17 +46,31 @@ function addSpot(s) {
   lastId = Math.max(lastId, s.id);
 }
 
-function connect() {
+function query() {
+  return new URLSearchParams(filter()).toString().replace(/%2C/g, ",");
+}
+
+// History comes from /api/spots (just the rows the table shows); the WebSocket then resumes after it.
+async function loadHistory() {
+  const r = await fetch(`/api/spots?limit=${MAX_ROWS}&${query()}`);
+  const body = await r.json();
+  body.spots.forEach(addSpot);
+  lastId = Math.max(lastId, body.last_id);
+}
+
+async function connect() {
+  if (!lastId) {
+    try { await loadHistory(); } catch (e) { /* the WebSocket still brings live spots */ }
+  }
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
-  const since = lastId ? `&since=${lastId}` : "&since=0";
-  const q = new URLSearchParams(filter()).toString().replace(/%2C/g, ",");
-  ws = new WebSocket(`${proto}//${location.host}/ws/firehose?${q}${since}`);
+  const since = lastId ? `&since=${lastId}` : "";  // resume after what the table shows, else live only
+  ws = new WebSocket(`${proto}//${location.host}/ws/firehose?${query()}${since}`);
   ws.onopen = () => { statusEl.textContent = "live"; statusEl.className = "status on"; retry = 1000; };
   ws.onmessage = (ev) => {
     const msg = JSON.parse(ev.data);
     if (Array.isArray(msg)) { msg.forEach(addSpot); return; }
     if (msg.type === "gap") note.textContent = `missed spots ${msg.from}–${msg.to} while away`;
-    if (msg.type === "error") note.textContent = msg.message || "server refused the filter";
+    if (msg.type === "error") note.textContent = msg.error || "the server refused the filter";
   };
   ws.onclose = () => {
     statusEl.textContent = "reconnecting…"; statusEl.className = "status off";
@@ -67,7 +81,6 @@ function connect() {
 
 function resubscribe() {
   tbody.replaceChildren();
-  lastId = 0;
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({subscribe: filter()}));
 }
 bandSel.onchange = resubscribe;
@@ -77,7 +90,8 @@ async function qsy(khz, mode) {
   if (!relayToken.value) { document.getElementById("relay-settings").open = true; return; }
   const url = new URL("/qsy", relayUrl.value);
   url.searchParams.set("freq", (khz / 1000).toFixed(6));
-  if (mode === "CW" || mode === "USB" || mode === "LSB" || mode === "FM" || mode === "AM") url.searchParams.set("mode", mode);
+  if (mode === "SSB") mode = khz < 10000 ? "LSB" : "USB";  // the usual sideband below/above 10 MHz
+  if (["CW", "USB", "LSB", "FM", "AM"].includes(mode)) url.searchParams.set("mode", mode);
   try {
     const r = await fetch(url, {headers: {"X-Relay-Token": relayToken.value}, targetAddressSpace: "loopback"});
     const body = await r.json();
