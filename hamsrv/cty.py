@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hamsrv.errors import InputError
+from hamsrv.model import decode_text
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUNDLED_CTY = DATA_DIR / "cty.dat"
@@ -225,11 +226,7 @@ def _parse_file(path: Path) -> tuple[CtyTable, bytes]:
     except OSError as exc:
         raise InputError(f"cannot read cty.dat {path}: {exc.strerror or exc}") from exc
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:  # cty.dat is ASCII in practice; tolerate a Latin-1 edit
-        text = data.decode("latin-1")
-    try:
-        return parse_cty(text), data
+        return parse_cty(decode_text(data)), data
     except InputError as exc:
         raise InputError(f"{path}: {exc}") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,16 +71,21 @@ class Spot:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-# A callsign as written on the air: letters, digits and `/` (portable prefixes/suffixes), with at least
-# one letter and one digit somewhere; 3..20 characters covers every real call including `VP2E/W1AW/P`.
-_CALL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/")
+def decode_text(data: bytes) -> str:
+    """UTF-8 when the bytes are UTF-8, else Latin-1: old cluster nodes and hand-edited files use it."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+# A callsign as written on the air: letters and digits in '/'-separated parts (W1AW, VP2E/W1AW/P), with
+# a letter and a digit somewhere. 32 characters keeps long portable forms that real logs hold.
+_CALL = re.compile(r"(?=.*[0-9])(?=.*[A-Z])[A-Z0-9]+(?:/[A-Z0-9]+)*")
+MAX_CALL_LEN = 32
 
 
 def normalize_call(text: str) -> str | None:
-    """Upper-cased callsign, or None when `text` cannot be one."""
+    """Upper-cased callsign, or None when `text` cannot be one (the one rule for every part of hamsrv)."""
     call = text.strip().upper()
-    if not 3 <= len(call) <= 20 or not _CALL_CHARS.issuperset(call) or call[0] == "/" or call[-1] == "/":
-        return None
-    if not any(c.isdigit() for c in call) or not any(c.isalpha() for c in call):
-        return None
-    return call
+    return call if len(call) <= MAX_CALL_LEN and _CALL.fullmatch(call) else None

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hamsrv.model import Spot
+from hamsrv.model import Spot, decode_text
 
 # A security limit: no real cluster line comes near this; longer input is rejected unparsed.
 MAX_LINE = 1024
@@ -134,7 +134,7 @@ def parse_line(line: str | bytes, now: datetime | None = None) -> ClusterEvent |
 def _parse(line: str | bytes, now: datetime | None) -> ClusterEvent | None:
     if len(line) > MAX_LINE:
         return None
-    text = _decode(line) if isinstance(line, bytes) else line
+    text = decode_text(line) if isinstance(line, bytes) else line
     text = _CONTROL.sub("", text).strip()  # CR, LF, bells, telnet junk
     head = text[:4].upper()
     if head == "DX D":
@@ -152,13 +152,6 @@ def _parse(line: str | bytes, now: datetime | None) -> ClusterEvent | None:
         to = (m["to"] or m["wx"]).upper()
         return Announce(sender=m["sender"].upper(), to=to, text=m["text"].strip())
     return None
-
-
-def _decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:  # old nodes pass Latin-1 comments through unchanged
-        return data.decode("latin-1")
 
 
 def _is_call(text: str) -> bool:
@@ -352,9 +345,14 @@ def format_pc61(spot: Spot, origin_node: str, hops: int = 30) -> str:
     return _format_pc("PC61", spot, origin_node, spot.extra.get("spotter_ip", "0.0.0.0"), hops)
 
 
+def cluster_date(t: datetime) -> str:
+    """DXSpider's `cldate`: ` 7-Feb-2022` (day padded to two characters, FACTS 2.1)."""
+    return f"{t.day:2d}-{MONTHS[t.month - 1]}-{t.year:04d}"
+
+
 def _format_pc(kind: str, spot: Spot, origin_node: str, ip: str | None, hops: int) -> str:
     when = spot.time.astimezone(UTC)
-    date = f"{when.day:2d}-{MONTHS[when.month - 1]}-{when.year:04d}"
+    date = cluster_date(when)
     # Caret separates fields: DXSpider sends `~` in its place, and an empty field as one space.
     comment = _CONTROL.sub(" ", spot.comment).replace("^", "~") or " "
     fields = [kind, f"{spot.freq:.1f}", spot.dx, date, f"{when:%H%M}Z", comment, spot.spotter, origin_node]

@@ -264,9 +264,7 @@ class Firehose:
 
     def _forget(self, c: _Client) -> None:
         """Unregister before the socket closes, so no direct write can reach a reused descriptor."""
-        c.dead = True
-        self._leave(c)
-        c.pending.clear()
+        self._stop(c)
         self._clients.discard(c)
         self.closes.inc()
         if self._all_gone is not None and not self._clients:
@@ -338,12 +336,16 @@ class Firehose:
         self._send(c, ws.close_frame(code, reason))
         c.read_scope.deadline = min(c.read_scope.deadline, trio.current_time() + self.close_timeout)
 
-    def _abort(self, c: _Client) -> None:
-        """The connection is broken: stop everything for this client now."""
+    def _stop(self, c: _Client) -> None:
+        """No more writes to this client: out of its group, nothing queued."""
         c.dead = True
         self._leave(c)
         c.pending.clear()
         c.pending_bytes = 0
+
+    def _abort(self, c: _Client) -> None:
+        """The connection is broken: stop everything for this client now."""
+        self._stop(c)
         c.scope.cancel()
 
     # ------------------------------------------------------------ writing

@@ -34,7 +34,6 @@ class Hub:
         m = metrics or Registry()
         self.spots_in = m.counter("hamsrv_spots_in_total", "Spots accepted into the ring")
         self.spots_dupe = m.counter("hamsrv_spots_duplicate_total", "Spots dropped as duplicates")
-        self.tick_seconds = m.counter("hamsrv_tick_seconds_total", "Time spent in per-tick fan-out")
         m.gauge("hamsrv_ring_spots", "Spots held in the ring", lambda: len(self.ring))
 
     def publish(self, spot: Spot) -> RingEntry | None:
@@ -79,11 +78,9 @@ class Hub:
         self.ring.trim(trio.current_time())
         if self.ring.last_seq <= self._announced:
             return
-        started = trio.current_time()
         new = self.ring.after(self._announced)
         self._announced = self.ring.last_seq
         for listener in list(self._tick_listeners):
             listener(new)
         self._wakeup.set()
         self._wakeup = trio.Event()
-        self.tick_seconds.inc(trio.current_time() - started)

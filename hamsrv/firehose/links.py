@@ -20,7 +20,7 @@ from typing import Any
 import trio
 
 from hamsrv.errors import ConfigError
-from hamsrv.firehose.cluster import DxSpot, parse_line
+from hamsrv.firehose.cluster import MAX_LINE, DxSpot, parse_line
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.session import LineReader, login_call
 from hamsrv.metrics import Registry
@@ -28,7 +28,6 @@ from hamsrv.metrics import Registry
 log = logging.getLogger(__name__)
 
 READ_SIZE = 16384
-MAX_LINE = 1024  # cluster.parse_line's own limit; longer lines are dropped
 CONNECT_TIMEOUT = 30.0
 LOGIN_TIMEOUT = 60.0  # the upstream's own login timeout (DXSpider: 60 s)
 IDLE_TIMEOUT = 900.0  # no byte for 15 minutes: treat the TCP connection as dead and reconnect

@@ -21,9 +21,9 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hamsrv.firehose.cluster import DxSpot, format_dx_line, parse_line
+from hamsrv.firehose.cluster import DxSpot, cluster_date, format_dx_line, parse_line
 from hamsrv.firehose.ring import RingEntry
-from hamsrv.model import BANDS, Spot, band_for_mhz, normalize_call
+from hamsrv.model import BAND_NAMES, BANDS, Spot, band_for_mhz, decode_text, normalize_call
 
 DEFAULT_MAX_LINE = 512  # longest accepted input line; a DX command needs < 100, DXSpider caps near this
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
@@ -33,7 +33,6 @@ SHOW_DX_MAX = 100  # DXSpider Spot.pm $maxspots
 MAX_COMMENT = 60  # user spot comments are cut here; an 80-column line shows only 30 characters
 MAX_LOGIN_ATTEMPTS = 5  # then the connection is closed: a bot is not going to type a callsign
 CRLF = "\r\n"
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 _SSID = re.compile(r"-\d{1,2}$")  # login calls may carry an SSID (G0ABC-2); a DX call does not
 _NUMBER = re.compile(r"\d+(?:\.\d*)?")
@@ -44,11 +43,6 @@ def login_call(text: str) -> str | None:
     """The upper-cased login callsign (SSID allowed), or None when it cannot be one."""
     base = normalize_call(_SSID.sub("", text))
     return None if base is None else text.strip().upper()
-
-
-def cluster_date(t: datetime) -> str:
-    """DXSpider's `cldate`: ` 7-Feb-2022` (day padded to two characters, FACTS 2.1)."""
-    return f"{t.day:2d}-{MONTHS[t.month - 1]}-{t.year:04d}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,7 +64,7 @@ class _Telnet(enum.Enum):
 
 def clean_text(raw: bytes) -> str:
     """Decode a line as a terminal would show it: backspace/DEL applied, other control bytes dropped."""
-    text = raw.decode("utf-8", "replace").replace("\t", " ")
+    text = decode_text(raw).replace("\t", " ")
     if "\x08" in text or "\x7f" in text:
         kept: list[str] = []
         for ch in text:
@@ -180,7 +174,6 @@ BAND_GROUPS: dict[str, tuple[str, ...]] = {
     "uhf": ("70cm", "33cm", "23cm", "13cm"),
     "shf": ("9cm", "6cm", "3cm", "1.25cm", "6mm", "4mm", "2.5mm", "2mm", "1mm", "submm"),
 }
-_BAND_NAMES = frozenset(name for name, _, _ in BANDS)
 _PHONE = frozenset({"SSB", "USB", "LSB", "AM", "FM"})
 # Mode words a filter may use, each with the spot modes it stands for (None: every digital mode).
 FILTER_MODES: dict[str, frozenset[str] | None] = {
@@ -236,7 +229,7 @@ def _parse_term(item: str) -> _Term:
         return _Term(text, ((lo, hi),), None)
     if left in BAND_GROUPS:
         ranges = tuple(_band_range(b) for b in BAND_GROUPS[left])
-    elif left in _BAND_NAMES:
+    elif left in BAND_NAMES:
         ranges = (_band_range(left),)
     else:
         raise FilterError(f"unknown band {left!r} (use e.g. 20m, 70cm, hf, vhf or 14000/14350)")
@@ -690,7 +683,7 @@ def _frequency_khz(text: str) -> float | None:
 def _cc_band(word: str) -> str:
     word = word.strip().lower()
     for name in (word, f"{word}m", f"{word}cm"):
-        if name in _BAND_NAMES:
+        if name in BAND_NAMES:
             return name
     raise FilterError(f"unknown band {word!r} in SET/FILTER (use e.g. 20,15,10 or 70cm)")
 

@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hamsrv.errors import InputError
+from hamsrv.firehose.cluster import MAX_KHZ
+from hamsrv.firehose.session import MAX_COMMENT
 from hamsrv.model import Spot, normalize_call
-
-MAX_KHZ = 300_000_000.0  # 300 GHz: the top of the ADIF band plan's submm band is higher, no spot is
-MAX_COMMENT = 60
 
 
 def spot_from_json(body: dict[str, Any], spotter: str, now: datetime | None = None) -> Spot:

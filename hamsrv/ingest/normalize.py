@@ -6,7 +6,6 @@ goes into `extra` under its original upper-case name, so an export gives back wh
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -14,7 +13,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, NamedTuple
 
-from hamsrv.model import band_for_mhz, normalize_band
+from hamsrv.model import band_for_mhz, normalize_band, normalize_call
 
 QSO_COLUMNS = (
     "call", "start_at", "end_at", "band", "band_rx", "mode", "submode", "freq", "freq_rx",
@@ -108,7 +107,6 @@ SUBMODE_PARENT = {sub: mode for mode, subs in _SUBMODES.items()
 
 _SENT = frozenset("YNRQI")   # *_SENT enumeration
 _RCVD = frozenset("YNRIV")   # *_RCVD enumeration (V is import-only)
-_CALL = re.compile(r"(?=.*[0-9])(?=.*[A-Z])[A-Z0-9]+(?:/[A-Z0-9]+)*")  # with a digit and a letter
 
 _ONE_DAY = timedelta(days=1)
 
@@ -176,9 +174,10 @@ def _call(name: str, value: str | None, required: bool = False) -> str | None:
         if required:
             raise _Invalid(name, "missing")
         return None
-    if len(value) > 32 or not _CALL.fullmatch(value):
+    call = normalize_call(value)
+    if call is None:
         raise _Invalid(name, f"{value[:40]!r} is not a callsign")
-    return value
+    return call
 
 
 def _status(allowed: frozenset[str]) -> Callable[[str, str | None], str | None]:
