@@ -97,14 +97,19 @@ def _close(maker: BatchMaker) -> list[Batch]:
 
 
 async def _make_batches(maker: BatchMaker, chunks: AsyncIterator[bytes],
-                        send: trio.MemorySendChannel[Batch]) -> None:
-    """The CPU half, in a worker thread so the trio loop stays free and the database works meanwhile."""
-    async with send:
-        async for data in chunks:
-            for batch in await trio.to_thread.run_sync(_feed, maker, data):
+                        send: trio.MemorySendChannel[Batch]) -> HamsrvError | None:
+    """The CPU half, in a worker thread so the trio loop stays free and the database works meanwhile.
+    Returns, like _store_batches, the error that stopped it (e.g. the database holding the upload went away)."""
+    try:
+        async with send:
+            async for data in chunks:
+                for batch in await trio.to_thread.run_sync(_feed, maker, data):
+                    await send.send(batch)
+            for batch in await trio.to_thread.run_sync(_close, maker):
                 await send.send(batch)
-        for batch in await trio.to_thread.run_sync(_close, maker):
-            await send.send(batch)
+    except HamsrvError as exc:
+        return exc
+    return None
 
 
 async def import_stream(db: Database, owner_id: int, chunks: AsyncIterator[bytes], *, merge: bool = False,
@@ -117,14 +122,20 @@ async def import_stream(db: Database, owner_id: int, chunks: AsyncIterator[bytes
     result = result or ImportResult()
     maker = BatchMaker(batch_records=batch_records, skip_through=result.records_read)
     send, receive = trio.open_memory_channel[Batch](1)
-    failure: HamsrvError | None = None
+    failures: list[HamsrvError] = []
+
+    async def run_half(half: Awaitable[HamsrvError | None], scope: trio.CancelScope) -> None:
+        failure = await half
+        if failure is not None:  # stop the other half; raised below, outside the nursery's ExceptionGroup
+            failures.append(failure)
+            scope.cancel()
+
     async with db.connection() as conn, trio.open_nursery() as nursery:
-        nursery.start_soon(_make_batches, maker, chunks, send)
-        failure = await _store_batches(conn, owner_id, receive, maker, result, merge, checkpoint, on_progress)
-        if failure is not None:
-            nursery.cancel_scope.cancel()
-    if failure is not None:
-        raise failure
+        nursery.start_soon(run_half, _make_batches(maker, chunks, send), nursery.cancel_scope)
+        await run_half(_store_batches(conn, owner_id, receive, maker, result, merge, checkpoint, on_progress),
+                       nursery.cancel_scope)
+    if failures:
+        raise failures[0]
     return result
 
 
@@ -151,7 +162,7 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
         return ImportFailed(f"the database refused the data{where}: {translate(exc)}")
     except psycopg.Error as exc:
         return translate(exc)
-    except DatabaseError as exc:
+    except HamsrvError as exc:  # DatabaseError, or the owner deleted meanwhile
         return exc
     return None
 

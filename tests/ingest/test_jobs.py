@@ -5,11 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 
 from bench.ingest import synthetic_records
 from hamsrv.db.database import Database
-from hamsrv.ingest.jobs import MAX_STORED_PROBLEMS, JobRunner, add_chunk, create_job, finish_upload, get_job
+from hamsrv.errors import DatabaseError, HamsrvError
+from hamsrv.ingest.jobs import (
+    MAX_STORED_PROBLEMS,
+    JobRunner,
+    add_chunk,
+    create_job,
+    finish_upload,
+    get_job,
+    import_stream,
+)
 
 ROW_KEY = "SELECT call, start_at, band, mode, freq, extra FROM qsos WHERE owner_id = %s ORDER BY call, start_at, band, mode"
 
@@ -126,3 +136,20 @@ async def test_stored_rejects_are_capped_but_counted(db: Database, nursery: trio
     assert (job["status"], job["rejected"], len(job["rejects"])) == ("done", bad, MAX_STORED_PROBLEMS)
     assert job["rejects"][-1] == {"record": MAX_STORED_PROBLEMS, "offset": len(record) * (MAX_STORED_PROBLEMS - 1),
                                   "field": "TIME_ON", "reason": "missing"}
+
+
+async def test_errors_on_either_side_come_out_as_themselves_not_as_exception_groups(db: Database) -> None:
+    """A job must see DatabaseError (then it resumes later), not an ExceptionGroup (then it failed for good)."""
+    async def input_then_database_gone():
+        yield b"".join(synthetic_records(10))
+        raise DatabaseError("the database went away")
+
+    owner = await new_owner(db, "W1AW")
+    with pytest.raises(DatabaseError, match="went away"):
+        await import_stream(db, owner, input_then_database_gone(), batch_records=5)
+
+    async def some_records():
+        yield b"".join(synthetic_records(3))
+
+    with pytest.raises(HamsrvError, match="no longer exists"):
+        await import_stream(db, 424242, some_records())
