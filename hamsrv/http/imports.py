@@ -47,9 +47,7 @@ def _flag(name: str, text: str | None) -> bool:
     return value in _TRUE
 
 
-async def _raw_body() -> AsyncIterator[bytes]:
-    async for data in request.body:
-        yield data
+MULTIPART_SLICE = 32 * 1024  # werkzeug checks its memory limit per receive_data() call, so feed it slices
 
 
 async def _multipart_file(boundary: bytes) -> AsyncIterator[bytes]:
@@ -58,15 +56,23 @@ async def _multipart_file(boundary: bytes) -> AsyncIterator[bytes]:
     in_file = seen_file = False
     done = False
     body = request.body.__aiter__()
+    pending = b""  # read from the client, not yet given to the decoder
     while not done:
-        event = decoder.next_event()
-        if isinstance(event, NeedData):
-            try:
-                data: bytes | None = await body.__anext__()
-            except StopAsyncIteration:
-                data = None
-            decoder.receive_data(data)
-        elif isinstance(event, File):
+        try:
+            event = decoder.next_event()
+            if isinstance(event, NeedData):
+                if not pending:
+                    try:
+                        pending = await body.__anext__()
+                    except StopAsyncIteration:
+                        decoder.receive_data(None)
+                        continue
+                decoder.receive_data(pending[:MULTIPART_SLICE])
+                pending = pending[MULTIPART_SLICE:]
+                continue
+        except ValueError as exc:  # werkzeug's word for a body that is not valid multipart
+            raise ApiError(400, f"malformed multipart/form-data body: {exc}") from None
+        if isinstance(event, File):
             in_file = not seen_file
             seen_file = True
         elif isinstance(event, Data):
@@ -153,7 +159,7 @@ def register(app: QuartTrio, state: AppState) -> None:
                         raise ApiError(400, "multipart/form-data without a boundary")
                     chunks = _multipart_file(options["boundary"].encode("latin-1"))
                 else:
-                    chunks = _raw_body()
+                    chunks = request.body
                 async for data in chunks:
                     await upload.add(data)
                 await finish_upload(conn, job_id, upload.size, await upload.finish())

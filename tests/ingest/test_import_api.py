@@ -89,6 +89,19 @@ async def test_multipart_upload_with_merge(server: Server):
         assert qso["lotw_qsl_rcvd"] == "Y"
 
 
+async def test_large_multipart_upload_and_a_malformed_one(server: Server):
+    big = (TESTDATA / "qrz_logbook_m0nom_4567.adi").read_bytes()[:UPLOAD_LIMIT - 4096]  # reads > 64 KiB
+    async with server.client() as client:
+        response = await client.post("/api/imports", files={"file": ("log.adi", big, "text/plain")})
+        assert response.status_code == 202, response.text
+        job = await wait_done(client, response.headers["Location"])
+        assert job["size_bytes"] == len(big)
+        broken = b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.adi\"\r\n\r\n<CALL:4>W1AW"
+        response = await client.post("/api/imports", content=broken,
+                                     headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+        assert response.status_code == 400 and "malformed" in response.json()["error"], response.text
+
+
 async def test_adx_upload(server: Server):
     async with server.client() as client:
         response = await client.post("/api/imports", content=(TESTDATA / "pyadif_goodfile.adx").read_bytes())
