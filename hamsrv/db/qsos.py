@@ -52,6 +52,15 @@ async def delete(db: Database, owner_id: int, qso_id: int) -> bool:
     return await db.execute("DELETE FROM qsos WHERE owner_id = %s AND id = %s", [owner_id, qso_id]) == 1
 
 
+async def oldest_first(db: Database, owner_id: int, after: tuple[datetime, int], limit: int) -> list[Row]:
+    """The page of QSOs following `after` = (start_at, id), oldest first (keyset paging, for export).
+    start_minute leads the ordering so the dedupe index (owner_id, start_minute, ...) serves the scan."""
+    return await db.fetch(
+        "SELECT * FROM qsos WHERE owner_id = %s AND start_minute >= date_trunc('minute', %s AT TIME ZONE 'UTC')"
+        " AND (start_at, id) > (%s, %s) ORDER BY start_minute, start_at, id LIMIT %s",
+        [owner_id, after[0], *after, limit])
+
+
 async def search(db: Database, owner_id: int, *, call: str | None = None, band: str | None = None,
                  mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
                  before: tuple[datetime, int] | None = None, limit: int = 100) -> list[Row]:

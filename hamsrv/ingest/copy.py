@@ -48,7 +48,6 @@ QSL_COLUMNS = ("qsl_sent", "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", 
                "eqsl_qslrdate")
 
 DEFAULT_BATCH_RECORDS = 5000
-MAX_MODE_CHARS = 64  # MODE is part of the dedupe index, whose entries PostgreSQL caps at ~2.7 kB
 _SNIFF_BYTES = 64
 
 
@@ -198,21 +197,12 @@ class BatchMaker:
             return
         for p in problems:
             self._warnings.append(_problem(number, p.offset, None, p.message))
-        result = self._normalize(record)
+        result = normalize(record.fields, lotw_report=self.lotw_report, check_nul=self._nul_seen)
         if isinstance(result, Reject):
             self._rejects.append(_problem(number, record.offset, result.field, result.reason))
         else:
             self._rows.append(result)
 
-    def _normalize(self, record: Record) -> Qso | Reject:
-        if self._nul_seen:  # PostgreSQL text cannot hold NUL; checked only when the input has one
-            for name, value in record.fields.items():
-                if "\x00" in value:
-                    return Reject(name, "contains a NUL character")
-        result = normalize(record.fields, lotw_report=self.lotw_report)
-        if isinstance(result, Qso) and result.mode is not None and len(result.mode) > MAX_MODE_CHARS:
-            return Reject("MODE", f"longer than {MAX_MODE_CHARS} characters")
-        return result
 
     def _batch(self) -> Batch:
         rows, self._rows = self._rows, []

@@ -1,6 +1,6 @@
 """Streaming export of a logbook as ADI or ADX: pages of rows -> ADIF fields -> the writer.
 
-Pages are read by keyset (start_at, id), so no transaction or cursor stays open while a slow client
+Pages are read by keyset (db.qsos.oldest_first), so no transaction or cursor stays open while a slow client
 reads, and memory holds one page whatever the logbook size.
 """
 
@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from hamsrv.db import qsos
 from hamsrv.db.database import Database
 from hamsrv.ingest.adif import Header, write_adi, write_adx
 from hamsrv.ingest.normalize import QSO_COLUMNS, Qso, to_fields
@@ -18,8 +19,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("adi", "adx")
 PAGE_ROWS = 5000
-_SELECT = (f"SELECT id, {', '.join(QSO_COLUMNS)} FROM qsos WHERE owner_id = %s AND start_at >= %s"
-           " AND (start_at, id) > (%s, %s) ORDER BY start_at, id LIMIT %s")
 _EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
 
 
@@ -72,9 +71,9 @@ async def export_qsos(db: Database, owner_id: int, owner_call: str, *, fmt: str 
         yield next(write_adi(header, []))
     else:
         yield b"".join(write_adx(header, []))[:-_ADX_CLOSE]
-    cursor: tuple[datetime, int] = (_EPOCH, 0)
+    cursor: tuple[datetime, int] = (since or _EPOCH, 0)  # ids are positive: this includes `since` itself
     while True:
-        rows = await db.fetch(_SELECT, [owner_id, since or _EPOCH, *cursor, PAGE_ROWS])
+        rows = await qsos.oldest_first(db, owner_id, cursor, PAGE_ROWS)
         if not rows:
             break
         yield b"".join(_encode(to_fields(Qso(*(row[c] for c in QSO_COLUMNS))), fmt) for row in rows)

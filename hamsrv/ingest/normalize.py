@@ -109,6 +109,7 @@ _SENT = frozenset("YNRQI")   # *_SENT enumeration
 _RCVD = frozenset("YNRIV")   # *_RCVD enumeration (V is import-only)
 
 _ONE_DAY = timedelta(days=1)
+MAX_MODE_CHARS = 64  # MODE is part of the dedupe index, whose entries PostgreSQL caps at ~2.7 kB
 
 
 def _text(name: str, value: str | None) -> str | None:
@@ -209,13 +210,21 @@ def _mode(mode_text: str | None, submode_text: str | None) -> tuple[str | None, 
     return mode, submode
 
 
-def normalize(fields: Mapping[str, str], *, lotw_report: bool = False) -> Qso | Reject:
+def normalize(fields: Mapping[str, str], *, lotw_report: bool = False, check_nul: bool = True) -> Qso | Reject:
     """A row for `qsos`, or the reason the record cannot be one. `fields` has upper-case names (as the
-    parsers give them). With `lotw_report`, QSL_RCVD/QSLRDATE are LoTW confirmations (FACTS 3.2)."""
+    parsers give them). With `lotw_report`, QSL_RCVD/QSLRDATE are LoTW confirmations (FACTS 3.2).
+    `check_nul=False` skips the NUL scan for callers that know their input has none (bulk import)."""
+    if check_nul:  # PostgreSQL text cannot hold NUL
+        for name, value in fields.items():
+            if "\x00" in value:
+                return Reject(name, "contains a NUL character")
     try:
-        return _normalize(fields, lotw_report)
+        row = _normalize(fields, lotw_report)
     except _Invalid as exc:
         return Reject(exc.field, exc.reason)
+    if row.mode is not None and len(row.mode) > MAX_MODE_CHARS:
+        return Reject("MODE", f"longer than {MAX_MODE_CHARS} characters")
+    return row
 
 
 class _Memo(dict[Any, Any]):

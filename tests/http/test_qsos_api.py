@@ -64,6 +64,8 @@ async def test_bad_input_names_the_field(api: Api) -> None:
         ({**FT8, "call": "<script>"}, "call"),
         ({**FT8, "bad field!": "x"}, "bad field!"),
         ({**FT8, "rst_sent": ["59"]}, "rst_sent"),
+        ({**FT8, "name": "a\u0000b"}, "name"),  # PostgreSQL text cannot hold NUL: a 400, not a 503
+        ({**FT8, "mode": "X" * 65}, "mode"),
     ]
     async with api.client(api.token) as client:
         for body, field in cases:
