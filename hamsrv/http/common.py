@@ -77,13 +77,19 @@ async def json_body() -> dict[str, Any]:
     return body
 
 
+def bearer_token(headers: Any) -> str:
+    """The token of an `Authorization: Bearer ...` header, or "" when there is none."""
+    scheme, _, token = headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def authenticated(handler: Handler) -> Handler:
     """Route decorator: the caller's user row becomes the handler's first argument (401 without a token)."""
     @wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         state: AppState = current_app.extensions["hamsrv"]
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        user = await user_for_token(state.db, token.strip()) if scheme.lower() == "bearer" else None
+        token = bearer_token(request.headers)
+        user = await user_for_token(state.db, token) if token else None
         if user is None:
             response = error(401, "a valid API token is required (Authorization: Bearer ...)")
             response.headers["WWW-Authenticate"] = "Bearer"

@@ -17,7 +17,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
 
 from hamsrv.db.database import Row
-from hamsrv.http.common import ApiError, AppState, authenticated, parse_time
+from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, parse_time
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.adif import AdxParser, parser_for
 from hamsrv.ingest.export import export_qsos
@@ -206,8 +206,7 @@ def register(app: QuartTrio, state: AppState) -> None:
     @app.websocket("/ws/imports")
     async def imports_ws() -> None:
         """Progress of the user's imports: first the active jobs, then an event per stored batch."""
-        scheme, _, header_token = websocket.headers.get("Authorization", "").partition(" ")
-        token = websocket.args.get("token") or (header_token.strip() if scheme.lower() == "bearer" else "")
+        token = websocket.args.get("token") or bearer_token(websocket.headers)
         user = await user_for_token(state.db, token) if token else None
         if user is None:
             await websocket.close(1008, "a valid API token is required (?token= or Authorization: Bearer)")

@@ -16,6 +16,7 @@ import trio
 
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import HamsrvError, InputError
+from hamsrv.identity.tokens import get_user
 from hamsrv.ingest.export import FORMATS, export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, ImportResult, import_stream
 
@@ -65,7 +66,7 @@ def summary_line(result: ImportResult) -> str:
 
 
 async def owner_of(db: Database, callsign: str) -> Row:
-    user = await db.fetchrow("SELECT * FROM users WHERE callsign = %s", [callsign.strip().upper()])
+    user = await get_user(db, callsign)
     if user is None:
         raise InputError(f"no user {callsign.upper()} (create it with: hamsrv user add {callsign.upper()})")
     return user
