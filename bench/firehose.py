@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procstat
-from bench.loadgen import raise_fd_limit
+from bench.loadgen import pin_to_cpus, raise_fd_limit
 from bench.report import percentile, write_reports
 from bench.servers import (
     PEER_NAMES,
@@ -214,11 +214,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         points, timing = MATRICES[args.matrix]
     else:
         points = [(c, r) for c in args.clients for r in args.rate]
-        timing = Timing(2.0, 5.0, 2.0)
+        timing = MATRICES["quick"][1]
     timing = Timing(args.warmup if args.warmup is not None else timing.warmup,
                     args.duration if args.duration is not None else timing.window,
                     args.drain if args.drain is not None else timing.drain)
-    options = ServerOptions(cpus=args.server_cpus, workers=args.workers,
+    options = ServerOptions(cpus=args.server_cpus,
                             hamsrv_command=args.hamsrv_command.split() if args.hamsrv_command else [])
     runs: list[dict[str, Any]] = []
     measured: dict[str, str] = {}
@@ -236,7 +236,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                    f"Python {platform.python_version()}",
         "server_cpus": args.server_cpus, "generator_cpus": args.generator_cpus,
         "warmup_s": timing.warmup, "window_s": timing.window, "drain_s": timing.drain,
-        "workers": args.workers, "measured_processes": measured, "runs": runs,
+        "measured_processes": measured, "runs": runs,
     }
 
 
@@ -257,8 +257,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, help="measured window, seconds")
     parser.add_argument("--warmup", type=float, help="seconds of spots before the window")
     parser.add_argument("--drain", type=float, help="seconds allowed for late spots after it")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="hamsrv worker processes (placeholder: passed as --workers when > 1)")
     parser.add_argument("--hamsrv-command", help="how to run hamsrv, e.g. 'python -m hamsrv'")
     parser.add_argument("--receivers", type=int, default=0,
                         help=f"receiver processes (default: one per {CLIENTS_PER_RECEIVER} clients)")
@@ -279,7 +277,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     raise_fd_limit()
-    os.sched_setaffinity(0, {int(c) for c in args.generator_cpus.split(",")})
+    pin_to_cpus(args.generator_cpus)
     report = asyncio.run(bench(args))
     for path in write_reports(report, args.out, args.name or f"firehose-{report['matrix']}"):
         print(f"wrote {path}")

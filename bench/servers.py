@@ -44,7 +44,6 @@ class ServerUnavailable(Exception):
 @dataclass
 class ServerOptions:
     cpus: str = "0"
-    workers: int = 1
     hamsrv_command: list[str] = field(default_factory=list)
     start_timeout: float = 90.0
 
@@ -164,8 +163,6 @@ async def start_server(name: str, options: ServerOptions, workdir: Path) -> Runn
     if name == "hamsrv":
         command = (options.hamsrv_command or hamsrv_command()) + [
             "serve", "--http", f"127.0.0.1:{ws_port}", "--cluster", f"127.0.0.1:{ingress_port}"]
-        if options.workers > 1:
-            command += ["--workers", str(options.workers)]
         # The load generator connects from a few 127.0.0.x addresses: lift the per-IP connection limit.
         env.update(HAMSRV_DATA_DIR=str(workdir / "data"), HAMSRV_CLUSTER_FEEDS="127.0.0.1",
                    HAMSRV_WS_PER_IP="100000")

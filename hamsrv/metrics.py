@@ -30,7 +30,7 @@ class Gauge:
 class Registry:
     def __init__(self) -> None:
         self._metrics: dict[str, Counter | Gauge] = {}
-        self._labelled: dict[str, tuple[str, Callable[[], dict[str, float]]]] = {}
+        self._labelled: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] = {}
 
     def counter(self, name: str, help: str) -> Counter:
         existing = self._metrics.get(name)
@@ -46,7 +46,7 @@ class Registry:
     def labelled_gauge(self, name: str, help: str, label: str,
                        read: Callable[[], dict[str, float]]) -> None:
         """A gauge family with one label, e.g. per-link health: read() -> {label value: number}."""
-        self._labelled[name] = (f"{help}\x00{label}", read)
+        self._labelled[name] = (help, label, read)
 
     def render(self) -> str:
         out: list[str] = []
@@ -54,8 +54,7 @@ class Registry:
             kind = "counter" if isinstance(m, Counter) else "gauge"
             value = m.value if isinstance(m, Counter) else m.read()
             out += [f"# HELP {m.name} {m.help}", f"# TYPE {m.name} {kind}", f"{m.name} {value:g}"]
-        for name, (meta, read) in self._labelled.items():
-            help, label = meta.split("\x00")
+        for name, (help, label, read) in self._labelled.items():
             out += [f"# HELP {name} {help}", f"# TYPE {name} gauge"]
             for key, value in sorted(read().items()):
                 escaped = key.replace("\\", "\\\\").replace('"', '\\"')
