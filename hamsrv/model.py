@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from typing import NamedTuple
 
 # ADIF 3.1.6 band enumeration, edges in MHz, inclusive (FACTS 1.5). Sorted by lower edge.
 BANDS: tuple[tuple[str, float, float], ...] = (
@@ -89,3 +90,40 @@ def normalize_call(text: str) -> str | None:
     """Upper-cased callsign, or None when `text` cannot be one (the one rule for every part of hamsrv)."""
     call = text.strip().upper()
     return call if len(call) <= MAX_CALL_LEN and _CALL.fullmatch(call) else None
+
+
+class Qso(NamedTuple):
+    """One row of `qsos` (names follow ADIF, lower case), as a tuple so it goes to binary COPY as is."""
+
+    call: str
+    start_at: datetime
+    end_at: datetime | None
+    band: str | None
+    band_rx: str | None
+    mode: str | None
+    submode: str | None
+    freq: float | None
+    freq_rx: float | None
+    rst_sent: str | None
+    rst_rcvd: str | None
+    gridsquare: str | None
+    my_gridsquare: str | None
+    station_callsign: str | None
+    operator: str | None
+    dxcc: int | None
+    qsl_sent: str | None
+    qsl_rcvd: str | None
+    qslsdate: date | None
+    qslrdate: date | None
+    lotw_qsl_sent: str | None
+    lotw_qsl_rcvd: str | None
+    lotw_qslsdate: date | None
+    lotw_qslrdate: date | None
+    eqsl_qsl_sent: str | None
+    eqsl_qsl_rcvd: str | None
+    eqsl_qslsdate: date | None
+    eqsl_qslrdate: date | None
+    extra: dict[str, str]
+
+
+QSO_COLUMNS: tuple[str, ...] = Qso._fields

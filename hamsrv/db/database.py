@@ -11,9 +11,10 @@ from typing import Any
 import psycopg
 import trio
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from hamsrv.db.embedded import start_embedded
-from hamsrv.db.errors import translate
+from hamsrv.db.errors import translate, translated
 from hamsrv.db.migrate import migrate
 from hamsrv.db.pool import Pool
 from hamsrv.db.trio_pg import TrioConnection
@@ -82,6 +83,13 @@ class Database:
         return False
 
 
+async def execute_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+    """execute() on a connection the caller holds; returns the number of rows touched."""
+    with translated():
+        cur = await conn.execute(sql, params)  # type: ignore[arg-type]
+        return cur.rowcount
+
+
 async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
     """fetch() on a connection the caller holds (inside a transaction)."""
     try:
@@ -90,6 +98,11 @@ async def fetch_on(conn: TrioConnection, sql: str, params: Sequence[Any] | dict[
         return await cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
         raise translate(exc) from None
+
+
+def jsonb(value: Any) -> Any:
+    """A Python value (dict, list) to bind to a jsonb parameter."""
+    return Jsonb(value)
 
 
 def json_value(value: Any) -> Any:

@@ -6,9 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
-from hamsrv.db.database import Database, Row
+from hamsrv.db.database import Database, Row, jsonb
 
 PAGE_MAX = 1000
 # Writers lock their owner row (what a foreign key check would do, once per statement instead of per row),
@@ -17,7 +15,7 @@ LOCK_OWNER = "SELECT id FROM users WHERE id = %s FOR KEY SHARE"
 
 
 def _adapt(value: Any) -> Any:
-    return Jsonb(value) if isinstance(value, dict) else value
+    return jsonb(value) if isinstance(value, dict) else value
 
 
 async def insert(db: Database, owner_id: int, row: dict[str, Any]) -> Row | None:

@@ -1,10 +1,7 @@
-"""Bulk storage of QSOs: parse -> normalise -> binary COPY into a staging table -> one INSERT per batch.
+"""ADIF bytes -> batches ready for storage: parse -> normalise -> binary COPY encoding. No I/O.
 
-Two halves. `BatchMaker` does all the CPU work without I/O (parse, normalise, encode rows in
-PostgreSQL's binary COPY format), so it can run in a worker thread while the database inserts the
-previous batch. `store_batch` sends one batch inside the caller's transaction: COPY into a temporary
-staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING` against the `qsos_dedupe` index, so
-a duplicate (already stored, or twice in the same file) costs no round trip of its own.
+`BatchMaker` does all the CPU work, so it can run in a worker thread while the database stores the
+previous batch (hamsrv.db.bulk.store_rows).
 """
 
 from __future__ import annotations
@@ -13,16 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg._copy_base import (
-    BinaryFormatter,  # private, hence the pinned psycopg (tests/ingest/test_copy.py)
-)
-from psycopg.adapt import Transformer
-from psycopg.pq import Format
-
-from hamsrv.db.qsos import LOCK_OWNER
-from hamsrv.db.trio_pg import TrioConnection
-from hamsrv.errors import HamsrvError
+from hamsrv.db.bulk import encode_rows
 from hamsrv.ingest.adif import (
     AdiParser,
     AdxParser,
@@ -33,19 +21,7 @@ from hamsrv.ingest.adif import (
     is_lotw_report,
     parser_for,
 )
-from hamsrv.ingest.normalize import QSO_COLUMNS, Qso, Reject, normalize
-
-# PostgreSQL types of QSO_COLUMNS, in order: binary COPY needs them spelled out.
-_COLUMN_TYPES = {
-    "start_at": "timestamptz", "end_at": "timestamptz", "freq": "float8", "freq_rx": "float8",
-    "dxcc": "int4", "qslsdate": "date", "qslrdate": "date", "lotw_qslsdate": "date",
-    "lotw_qslrdate": "date", "eqsl_qslsdate": "date", "eqsl_qslrdate": "date", "extra": "jsonb",
-}
-_OIDS = [psycopg.adapters.types.get_oid(_COLUMN_TYPES.get(c, "text")) for c in QSO_COLUMNS]
-
-QSL_COLUMNS = ("qsl_sent", "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", "lotw_qsl_rcvd",
-               "lotw_qslsdate", "lotw_qslrdate", "eqsl_qsl_sent", "eqsl_qsl_rcvd", "eqsl_qslsdate",
-               "eqsl_qslrdate")
+from hamsrv.ingest.normalize import Qso, Reject, normalize
 
 DEFAULT_BATCH_RECORDS = 5000
 _SNIFF_BYTES = 64
@@ -74,16 +50,6 @@ class Batch:
 
 def _problem(record: int, offset: int, field_name: str | None, reason: str) -> dict[str, Any]:
     return {"record": record, "offset": offset, "field": field_name, "reason": reason}
-
-
-def encode_rows(rows: list[Qso]) -> bytes:
-    """`rows` as one complete binary COPY stream (signature, rows, trailer)."""
-    transformer = Transformer()
-    transformer.set_dumper_types(_OIDS, Format.BINARY)
-    formatter = BinaryFormatter(transformer)
-    parts = [formatter.write_row(row) for row in rows]
-    parts.append(formatter.end())
-    return b"".join(parts)
 
 
 class BatchMaker:
@@ -213,53 +179,3 @@ class BatchMaker:
         return batch
 
 
-@dataclass(slots=True)
-class Stored:
-    """What one batch did to `qsos`: inserted + duplicates + merged = rows sent."""
-
-    inserted: int = 0
-    duplicates: int = 0
-    merged: int = 0
-
-
-_COLUMNS = ", ".join(QSO_COLUMNS)
-_STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS qso_staging ON COMMIT DELETE ROWS AS"
-            f" SELECT {_COLUMNS} FROM qsos WITH NO DATA")
-_COPY = f"COPY qso_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_INSERT = (f"INSERT INTO qsos (owner_id, {_COLUMNS}) SELECT %s, {_COLUMNS} FROM qso_staging"
-           " ON CONFLICT DO NOTHING")
-# Merge: QSL fields of an existing QSO with the same dedupe key take the incoming values that are
-# set; when the batch holds the same QSO twice, the later record wins. Only QSOs whose QSL fields
-# really change count as merged; the others are duplicates.
-_MERGE = (
-    "UPDATE qsos q SET " + ", ".join(f"{c} = coalesce(s.{c}, q.{c})" for c in QSL_COLUMNS)
-    + ", updated_at = now() FROM (SELECT DISTINCT ON (call, coalesce(band, ''), coalesce(mode, ''),"
-    " date_trunc('minute', start_at AT TIME ZONE 'UTC')) * FROM qso_staging"
-    " ORDER BY call, coalesce(band, ''), coalesce(mode, ''), date_trunc('minute', start_at AT TIME ZONE 'UTC'),"
-    " ctid DESC) s"
-    " WHERE q.owner_id = %s AND q.call = s.call AND coalesce(q.band, '') = coalesce(s.band, '')"
-    " AND coalesce(q.mode, '') = coalesce(s.mode, '')"
-    " AND q.start_minute = date_trunc('minute', s.start_at AT TIME ZONE 'UTC')"
-    " AND (" + " OR ".join(f"q.{c} IS DISTINCT FROM coalesce(s.{c}, q.{c})" for c in QSL_COLUMNS) + ")")
-
-async def prepare_connection(conn: TrioConnection) -> None:
-    """Create the session's staging table (once per connection; rows vanish at each commit)."""
-    await conn.execute(_STAGING)
-
-
-async def store_batch(conn: TrioConnection, owner_id: int, batch: Batch, *, merge: bool) -> Stored:
-    """Store `batch` for `owner_id`. The caller holds a transaction on `conn` (and commits it together
-    with its progress counters); prepare_connection() must have run on `conn`."""
-    if not batch.rows:
-        return Stored()
-    if (await conn.execute(LOCK_OWNER, [owner_id])).rowcount != 1:
-        raise HamsrvError(f"user {owner_id} no longer exists")
-    await conn.execute("SET LOCAL hamsrv.quiet = on")  # a bulk import is not firehose news
-    async with conn.cursor().copy(_COPY) as copy:
-        await copy.write(batch.data)
-    merged = 0
-    if merge:
-        await conn.execute("ANALYZE qso_staging")  # a fresh temp table has no statistics
-        merged = (await conn.execute(_MERGE, [owner_id])).rowcount
-    inserted = (await conn.execute(_INSERT, [owner_id])).rowcount
-    return Stored(inserted, batch.rows - inserted - merged, merged)

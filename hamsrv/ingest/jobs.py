@@ -19,22 +19,14 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import trio
-from psycopg.types.json import Jsonb
 
-from hamsrv.db.database import Database, Row, fetch_on, json_value
-from hamsrv.db.errors import translate
+from hamsrv.db.bulk import Stored, prepare_connection, store_rows
+from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value, jsonb
+from hamsrv.db.errors import RefusedData, translated
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, HamsrvError
-from hamsrv.ingest.copy import (
-    DEFAULT_BATCH_RECORDS,
-    Batch,
-    BatchMaker,
-    Stored,
-    prepare_connection,
-    store_batch,
-)
+from hamsrv.ingest.copy import DEFAULT_BATCH_RECORDS, Batch, BatchMaker
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +138,21 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
     wrap it in an ExceptionGroup) the error that stopped it."""
     batch: Batch | None = None
     try:
-        await prepare_connection(conn)
-        async with receive:
-            async for batch in receive:
-                result.format, result.lotw_report = maker.format, maker.lotw_report
-                async with conn.transaction():
-                    stored = await store_batch(conn, owner_id, batch, merge=merge)
-                    if checkpoint is not None:
-                        await checkpoint(conn, batch, stored, result)
-                result.add(batch, stored)
-                if on_progress is not None:
-                    on_progress(result)
-    except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+        with translated():
+            await prepare_connection(conn)
+            async with receive:
+                async for batch in receive:
+                    result.format, result.lotw_report = maker.format, maker.lotw_report
+                    async with conn.transaction():
+                        stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge)
+                        if checkpoint is not None:
+                            await checkpoint(conn, batch, stored, result)
+                    result.add(batch, stored)
+                    if on_progress is not None:
+                        on_progress(result)
+    except RefusedData as exc:
         where = f" in records {batch.first_record}-{batch.last_record}" if batch else ""
-        return ImportFailed(f"the database refused the data{where}: {translate(exc)}")
-    except psycopg.Error as exc:
-        return translate(exc)
+        return ImportFailed(f"the database refused the data{where}: {exc}")
     except HamsrvError as exc:  # DatabaseError, or the owner deleted meanwhile
         return exc
     return None
@@ -187,7 +178,7 @@ async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | Non
     and False; a concurrent request with the same key waits for the first one to commit."""
     rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key)"
                                 " VALUES (%s, %s, %s, %s) ON CONFLICT (owner_id, idempotency_key) DO NOTHING"
-                                " RETURNING id", [owner_id, filename, Jsonb(options), idempotency_key])
+                                " RETURNING id", [owner_id, filename, jsonb(options), idempotency_key])
     if rows:
         return rows[0]["id"], True
     existing = await fetch_on(conn, "SELECT id FROM import_jobs WHERE owner_id = %s AND idempotency_key = %s",
@@ -196,11 +187,11 @@ async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | Non
 
 
 async def add_chunk(conn: TrioConnection, job_id: int, seq: int, data: bytes) -> None:
-    await conn.execute("INSERT INTO import_chunks (job_id, seq, data) VALUES (%s, %s, %s)", [job_id, seq, data])
+    await execute_on(conn, "INSERT INTO import_chunks (job_id, seq, data) VALUES (%s, %s, %s)", [job_id, seq, data])
 
 
 async def finish_upload(conn: TrioConnection, job_id: int, size: int, fmt: str) -> None:
-    await conn.execute("UPDATE import_jobs SET size_bytes = %s, format = %s WHERE id = %s", [size, fmt, job_id])
+    await execute_on(conn, "UPDATE import_jobs SET size_bytes = %s, format = %s WHERE id = %s", [size, fmt, job_id])
 
 
 async def get_job(db: Database, owner_id: int, job_id: int) -> Row | None:
@@ -294,27 +285,25 @@ class JobRunner:
                 await self._run(job)
             finally:
                 # a dead connection has released the lock already
-                with trio.CancelScope(shield=True), suppress(psycopg.Error):
-                    await lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_BASE + job["id"]])
+                with trio.CancelScope(shield=True), suppress(DatabaseError):
+                    await execute_on(lock_conn, "SELECT pg_advisory_unlock(%s)", [_LOCK_BASE + job["id"]])
         return True
 
     async def _claim(self, conn: TrioConnection) -> Row | None:
-        try:
+        with translated():
             async with conn.transaction():
                 candidates = await fetch_on(
                     conn, "SELECT id FROM import_jobs WHERE status IN ('queued', 'running')"
                           " ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED")
                 for candidate in candidates:
-                    cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_BASE + candidate["id"]])
-                    row = await cur.fetchone()
-                    if row is not None and row[0]:
+                    [locked] = await fetch_on(conn, "SELECT pg_try_advisory_lock(%s) AS ok",
+                                              [_LOCK_BASE + candidate["id"]])
+                    if locked["ok"]:
                         rows = await fetch_on(
                             conn, "UPDATE import_jobs SET status = 'running',"
                                   " started_at = coalesce(started_at, now()) WHERE id = %s RETURNING *",
                             [candidate["id"]])
                         return rows[0]
-        except psycopg.Error as exc:
-            raise translate(exc) from None
         return None
 
     async def _chunks(self, job_id: int) -> AsyncIterator[bytes]:
@@ -336,13 +325,13 @@ class JobRunner:
         async def checkpoint(conn: TrioConnection, batch: Batch, stored: Stored, before: ImportResult) -> None:
             rejects = batch.rejects[:max(0, MAX_STORED_PROBLEMS - len(before.rejects))]
             warnings = batch.warnings[:max(0, MAX_STORED_PROBLEMS - len(before.warnings))]
-            cur = await conn.execute(_CHECKPOINT, {
+            touched = await execute_on(conn, _CHECKPOINT, {
                 "id": job_id, "expected": before.records_read, "last": batch.last_record,
                 "bytes": size if batch.final else batch.end_offset, "inserted": stored.inserted,
                 "duplicates": stored.duplicates, "merged": stored.merged, "rejected": len(batch.rejects),
-                "warned": len(batch.warnings), "rejects": Jsonb(rejects), "warnings": Jsonb(warnings),
+                "warned": len(batch.warnings), "rejects": jsonb(rejects), "warnings": jsonb(warnings),
                 "format": before.format or None})
-            if cur.rowcount != 1:  # another run stored these records: never count them twice
+            if touched != 1:  # another run stored these records: never count them twice
                 raise DatabaseError(f"import job {job_id} was advanced by another runner")
 
         def progress(current: ImportResult) -> None:
@@ -377,6 +366,6 @@ class JobRunner:
                                         " bytes_done = CASE WHEN %s = 'done' THEN size_bytes ELSE bytes_done END"
                                         " WHERE id = %s RETURNING *", [status, error, status, job_id])
             if status == "done":  # the QSOs hold the data now; a failed upload is kept for a look
-                await conn.execute("DELETE FROM import_chunks WHERE job_id = %s", [job_id])
+                await execute_on(conn, "DELETE FROM import_chunks WHERE job_id = %s", [job_id])
         if rows:
             self._publish(owner_id, {"type": "progress", **job_summary(rows[0])})

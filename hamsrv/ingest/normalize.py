@@ -11,50 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any
 
-from hamsrv.model import band_for_mhz, normalize_band, normalize_call
-
-QSO_COLUMNS = (
-    "call", "start_at", "end_at", "band", "band_rx", "mode", "submode", "freq", "freq_rx",
-    "rst_sent", "rst_rcvd", "gridsquare", "my_gridsquare", "station_callsign", "operator", "dxcc",
-    "qsl_sent", "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", "lotw_qsl_rcvd", "lotw_qslsdate",
-    "lotw_qslrdate", "eqsl_qsl_sent", "eqsl_qsl_rcvd", "eqsl_qslsdate", "eqsl_qslrdate", "extra",
-)
-
-
-class Qso(NamedTuple):
-    """One row of `qsos`, in QSO_COLUMNS order (a tuple, so it goes to COPY as is)."""
-
-    call: str
-    start_at: datetime
-    end_at: datetime | None
-    band: str | None
-    band_rx: str | None
-    mode: str | None
-    submode: str | None
-    freq: float | None
-    freq_rx: float | None
-    rst_sent: str | None
-    rst_rcvd: str | None
-    gridsquare: str | None
-    my_gridsquare: str | None
-    station_callsign: str | None
-    operator: str | None
-    dxcc: int | None
-    qsl_sent: str | None
-    qsl_rcvd: str | None
-    qslsdate: date | None
-    qslrdate: date | None
-    lotw_qsl_sent: str | None
-    lotw_qsl_rcvd: str | None
-    lotw_qslsdate: date | None
-    lotw_qslrdate: date | None
-    eqsl_qsl_sent: str | None
-    eqsl_qsl_rcvd: str | None
-    eqsl_qslsdate: date | None
-    eqsl_qslrdate: date | None
-    extra: dict[str, str]
+from hamsrv.model import QSO_COLUMNS, Qso, band_for_mhz, normalize_band, normalize_call
 
 
 @dataclass(frozen=True, slots=True)
