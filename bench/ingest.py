@@ -131,11 +131,10 @@ async def run(rows: int, work: Path, database_url: str | None) -> dict[str, Any]
             peak_rss = procstat.peak_rss_mb([os.getpid()])
         assert result.inserted == rows, f"inserted {result.inserted} of {rows}"
         parse_started = time.perf_counter()
-        chunks = 0
         maker = BatchMaker()
         async for data in file_chunks(adi):
             maker.feed(data)
-            chunks += sum(1 for _ in maker.batches())
+            list(maker.batches())
         maker.close()
         list(maker.batches())
         cpu_only = time.perf_counter() - parse_started

@@ -19,7 +19,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, Ne
 from hamsrv.db.database import Row
 from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, parse_time
 from hamsrv.identity.tokens import user_for_token
-from hamsrv.ingest.adif import AdxParser, parser_for
+from hamsrv.ingest.adif import sniff_format
 from hamsrv.ingest.export import export_qsos
 from hamsrv.ingest.jobs import (
     CHUNK_BYTES,
@@ -126,7 +126,7 @@ class _Upload:
             self.check()
         if self.pending:
             await self._store(bytes(self.pending))
-        return "adx" if isinstance(parser_for(self.head[:64]), AdxParser) else "adi"
+        return sniff_format(self.head)
 
     async def _store(self, data: bytes) -> None:
         await add_chunk(self.conn, self.job_id, self.seq, data)

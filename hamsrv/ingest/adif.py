@@ -692,13 +692,15 @@ def _local(tag: object) -> str:
     return str(tag).rpartition("}")[2]
 
 
-def parser_for(head: bytes, **limits: int) -> AdiParser | AdxParser:
-    """The parser for a file that starts with `head` (which the caller still feeds to it): ADX when the
-    first content after a BOM and whitespace is `<?xml` or `<ADX`, else ADI."""
+def sniff_format(head: bytes) -> str:
+    """"adx" when the first content after a BOM and whitespace is `<?xml` or `<ADX`, else "adi"."""
     start = head.removeprefix(BOM).lstrip()[:5].upper()
-    if start.startswith((b"<?XML", b"<ADX")):
-        return AdxParser(**limits)
-    return AdiParser(**limits)
+    return "adx" if start.startswith((b"<?XML", b"<ADX")) else "adi"
+
+
+def parser_for(head: bytes, **limits: int) -> AdiParser | AdxParser:
+    """The parser for a file that starts with `head` (which the caller still feeds to it)."""
+    return AdxParser(**limits) if sniff_format(head) == "adx" else AdiParser(**limits)
 
 
 def parse_bytes(data: bytes, **limits: int) -> list[Event]:

@@ -43,10 +43,6 @@ class Batch:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     final: bool = False
 
-    @property
-    def records(self) -> int:
-        return self.last_record - self.first_record + 1
-
 
 def _problem(record: int, offset: int, field_name: str | None, reason: str) -> dict[str, Any]:
     return {"record": record, "offset": offset, "field": field_name, "reason": reason}
@@ -67,7 +63,6 @@ class BatchMaker:
         self.header: Header | None = None
         self.lotw_report = False
         self.lotw_eof = False
-        self.format = ""
         self._head = b""
         self._closed = False
         self._done = False
@@ -102,7 +97,6 @@ class BatchMaker:
 
     def _start(self, head: bytes) -> None:
         self.parser = parser_for(head)
-        self.format = "adx" if isinstance(self.parser, AdxParser) else "adi"
         if head:
             self.parser.feed(head)
 

@@ -51,15 +51,17 @@ class ImportResult:
     rejected: int = 0
     warning_count: int = 0
     bytes_done: int = 0
-    format: str = ""
-    lotw_report: bool = False
     rejects: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, batch: Batch, stored: Stored) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Count the batch in; returns the rejects and warnings that fit under the stored cap."""
-        new_rejects = batch.rejects[:max(0, MAX_STORED_PROBLEMS - len(self.rejects))]
-        new_warnings = batch.warnings[:max(0, MAX_STORED_PROBLEMS - len(self.warnings))]
+    def kept_problems(self, batch: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The batch's rejects and warnings that still fit under the stored cap."""
+        return (batch.rejects[:max(0, MAX_STORED_PROBLEMS - len(self.rejects))],
+                batch.warnings[:max(0, MAX_STORED_PROBLEMS - len(self.warnings))])
+
+    def add(self, batch: Batch, stored: Stored) -> None:
+        """Count the batch in."""
+        new_rejects, new_warnings = self.kept_problems(batch)
         self.rejects.extend(new_rejects)
         self.warnings.extend(new_warnings)
         self.records_read = batch.last_record
@@ -69,7 +71,6 @@ class ImportResult:
         self.rejected += len(batch.rejects)
         self.warning_count += len(batch.warnings)
         self.bytes_done = max(self.bytes_done, batch.end_offset)
-        return new_rejects, new_warnings
 
     def counters(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in _COUNTERS}
@@ -124,7 +125,7 @@ async def import_stream(db: Database, owner_id: int, chunks: AsyncIterator[bytes
 
     async with db.connection() as conn, trio.open_nursery() as nursery:
         nursery.start_soon(run_half, _make_batches(maker, chunks, send), nursery.cancel_scope)
-        await run_half(_store_batches(conn, owner_id, receive, maker, result, merge, checkpoint, on_progress),
+        await run_half(_store_batches(conn, owner_id, receive, result, merge, checkpoint, on_progress),
                        nursery.cancel_scope)
     if failures:
         raise failures[0]
@@ -132,7 +133,7 @@ async def import_stream(db: Database, owner_id: int, chunks: AsyncIterator[bytes
 
 
 async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.MemoryReceiveChannel[Batch],
-                         maker: BatchMaker, result: ImportResult, merge: bool, checkpoint: Checkpoint | None,
+                         result: ImportResult, merge: bool, checkpoint: Checkpoint | None,
                          on_progress: Callable[[ImportResult], None] | None) -> HamsrvError | None:
     """The database half: one transaction per batch. Returns (not raises: the caller's nursery would
     wrap it in an ExceptionGroup) the error that stopped it."""
@@ -142,7 +143,6 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
             await prepare_connection(conn)
             async with receive:
                 async for batch in receive:
-                    result.format, result.lotw_report = maker.format, maker.lotw_report
                     async with conn.transaction():
                         stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge)
                         if checkpoint is not None:
@@ -210,7 +210,7 @@ _CHECKPOINT = (
     " inserted = inserted + %(inserted)s, duplicates = duplicates + %(duplicates)s,"
     " merged = merged + %(merged)s, rejected = rejected + %(rejected)s,"
     " warning_count = warning_count + %(warned)s, rejects = rejects || %(rejects)s,"
-    " warnings = warnings || %(warnings)s, format = coalesce(format, %(format)s)"
+    " warnings = warnings || %(warnings)s"
     " WHERE id = %(id)s AND records_read = %(expected)s")
 
 
@@ -323,14 +323,12 @@ class JobRunner:
         size = job["size_bytes"]
 
         async def checkpoint(conn: TrioConnection, batch: Batch, stored: Stored, before: ImportResult) -> None:
-            rejects = batch.rejects[:max(0, MAX_STORED_PROBLEMS - len(before.rejects))]
-            warnings = batch.warnings[:max(0, MAX_STORED_PROBLEMS - len(before.warnings))]
+            rejects, warnings = before.kept_problems(batch)
             touched = await execute_on(conn, _CHECKPOINT, {
                 "id": job_id, "expected": before.records_read, "last": batch.last_record,
                 "bytes": size if batch.final else batch.end_offset, "inserted": stored.inserted,
                 "duplicates": stored.duplicates, "merged": stored.merged, "rejected": len(batch.rejects),
-                "warned": len(batch.warnings), "rejects": jsonb(rejects), "warnings": jsonb(warnings),
-                "format": before.format or None})
+                "warned": len(batch.warnings), "rejects": jsonb(rejects), "warnings": jsonb(warnings)})
             if touched != 1:  # another run stored these records: never count them twice
                 raise DatabaseError(f"import job {job_id} was advanced by another runner")
 
