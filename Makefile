@@ -15,7 +15,7 @@ deps:
 	  $(PYTHON) -m pip show hamsrv >/dev/null 2>&1 || $(PYTHON) -m pip install -q -e .
 
 test-deps:
-	@scripts/install-test-deps
+	@PYTHON=$(PYTHON) scripts/install-test-deps
 
 lint:
 	ruff check . && mypy hamsrv relay

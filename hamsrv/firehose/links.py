@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from hamsrv.config import Bind, parse_bind
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.cluster import MAX_LINE, DxSpot, parse_line
 from hamsrv.firehose.hub import Hub
@@ -45,7 +46,7 @@ class LinkConfig:
 
     @property
     def name(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return str(Bind(self.host, self.port))
 
     @classmethod
     def parse(cls, text: str, default_call: str = "HAMSRV") -> LinkConfig:
@@ -54,9 +55,11 @@ class LinkConfig:
         Without /CALL the link logs in as `default_call` (the node call), which must then be a
         real callsign: upstream nodes refuse anything else."""
         where, _, who = text.strip().partition("/")
-        host, sep, port = where.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdecimal() or not 0 < int(port) < 65536:
+        try:
+            address = parse_bind(where)
+        except ValueError:
+            address = None
+        if address is None or address.port == 0 or where.startswith(":"):  # a link needs a real host and port
             raise ConfigError(f"HAMSRV_CLUSTER_LINKS: {text.strip()!r} is not host:port[/CALL]")
         call_text, _, password = who.partition(":")
         call = login_call(call_text or default_call)
@@ -65,7 +68,7 @@ class LinkConfig:
                               f"so give the login call: {where}/CALL")
         if call is None:
             raise ConfigError(f"HAMSRV_CLUSTER_LINKS: {call_text!r} is not a callsign")
-        return cls(host, int(port), call, password or None)
+        return cls(address.host, address.port, call, password or None)
 
 
 def parse_links(text: str, default_call: str = "HAMSRV") -> list[LinkConfig]:
