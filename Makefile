@@ -18,7 +18,7 @@ test-deps:
 	@PYTHON=$(PYTHON) scripts/install-test-deps
 
 lint:
-	ruff check . && mypy hamsrv relay
+	$(PYTHON) -m ruff check . && $(PYTHON) -m mypy hamsrv relay
 
 bench:
 	$(PYTHON) -m bench.firehose --matrix quick

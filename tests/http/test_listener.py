@@ -5,7 +5,7 @@ from __future__ import annotations
 import trio
 
 from hamsrv.http.listener import is_firehose_upgrade
-from tests.http.conftest import Api
+from tests.api import Api
 
 
 async def test_healthz_reports_database_and_uptime(api: Api) -> None:

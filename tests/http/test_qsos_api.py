@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.http.conftest import Api
+from tests.api import Api
 
 FT8 = {"call": "dl1abc", "qso_date": "20240501", "time_on": "1305", "band": "20m", "mode": "FT8",
        "freq": "14.074", "rst_sent": "-10", "NAME": "Hans"}

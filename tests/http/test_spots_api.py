@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from hamsrv.model import Spot
-from tests.http.conftest import Api
+from tests.api import Api
 
 
 def publish(api: Api, dx: str, khz: float, band: str, cont: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,43 +13,19 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from hamsrv.db.database import Database
-from hamsrv.firehose.hub import Hub
-from hamsrv.http.api import create_app
-from hamsrv.http.common import AppState
-from hamsrv.http.listener import serve_public
-from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.ingest.jobs import JobRunner
-from hamsrv.metrics import Registry
 from tests import testdata
+from tests.api import Api, running_api
 
 TESTDATA = testdata.TESTDATA / "adif"
 UPLOAD_LIMIT = 2 << 20
 
 
-@dataclass
-class Server:
-    url: str
-    port: int
-    token: str
-    other_token: str
-
-    def client(self, token: str | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {token or self.token}"},
-                                 timeout=30)
-
-
 @pytest.fixture
-async def server(db: Database, nursery: trio.Nursery) -> AsyncIterator[Server]:
-    state = AppState(db=db, hub=Hub(), metrics=Registry(), max_upload_bytes=UPLOAD_LIMIT,
-                     imports=JobRunner(db, batch_records=200, poll_interval=0.05))
-    await nursery.start(state.imports.run)
-    stop = trio.Event()
-    port = await nursery.start(lambda task_status: serve_public(
-        create_app(state), None, "127.0.0.1", 0, shutdown=stop, grace=1, task_status=task_status))
-    w1aw, k1abc = await add_user(db, "W1AW"), await add_user(db, "K1ABC")
-    yield Server(f"http://127.0.0.1:{port}", port, await issue_token(db, w1aw["id"]),
-                 await issue_token(db, k1abc["id"]))
-    stop.set()
+async def server(db: Database, nursery: trio.Nursery) -> AsyncIterator[Api]:
+    runner = JobRunner(db, batch_records=200, poll_interval=0.05)
+    async with running_api(db, nursery, imports=runner, max_upload_bytes=UPLOAD_LIMIT) as served:
+        yield served
 
 
 async def wait_done(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
@@ -62,9 +37,9 @@ async def wait_done(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
             await trio.sleep(0.03)
 
 
-async def test_raw_upload_is_stored_then_imported(server: Server):
+async def test_raw_upload_is_stored_then_imported(server: Api):
     data = (TESTDATA / "pyadif_latin1.adi").read_bytes()
-    async with server.client() as client:
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports?filename=latin1.adi", content=data)
         assert response.status_code == 202
         assert response.json()["status"] == "queued"
@@ -75,9 +50,9 @@ async def test_raw_upload_is_stored_then_imported(server: Server):
     assert (job["filename"], job["format"], job["size_bytes"]) == ("latin1.adi", "adi", len(data))
 
 
-async def test_multipart_upload_with_merge(server: Server):
+async def test_multipart_upload_with_merge(server: Api):
     lotw = (TESTDATA / "lotw_detailed_single.adi").read_bytes()
-    async with server.client() as client:
+    async with server.client(server.token) as client:
         plain = {"CALL": "NR0Q", "QSO_DATE": "20210615", "TIME_ON": "1117", "BAND": "30M", "MODE": "FT8"}
         assert (await client.post("/api/qsos", json=plain)).status_code == 201
         response = await client.post("/api/imports?merge=true", data={"note": "x"},
@@ -89,9 +64,9 @@ async def test_multipart_upload_with_merge(server: Server):
         assert qso["lotw_qsl_rcvd"] == "Y"
 
 
-async def test_large_multipart_upload_and_a_malformed_one(server: Server):
+async def test_large_multipart_upload_and_a_malformed_one(server: Api):
     big = (TESTDATA / "qrz_logbook_m0nom_4567.adi").read_bytes()[:UPLOAD_LIMIT - 4096]  # reads > 64 KiB
-    async with server.client() as client:
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", files={"file": ("log.adi", big, "text/plain")})
         assert response.status_code == 202, response.text
         job = await wait_done(client, response.headers["Location"])
@@ -102,8 +77,8 @@ async def test_large_multipart_upload_and_a_malformed_one(server: Server):
         assert response.status_code == 400 and "malformed" in response.json()["error"], response.text
 
 
-async def test_adx_upload(server: Server):
-    async with server.client() as client:
+async def test_adx_upload(server: Api):
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", content=(TESTDATA / "pyadif_goodfile.adx").read_bytes())
         job = await wait_done(client, response.headers["Location"])
     assert (job["format"], job["inserted"], job["status"]) == ("adx", 2, "done")
@@ -115,27 +90,27 @@ async def test_adx_upload(server: Server):
     (b"", 400, "empty"),
     (b"<CALL:4>W1AW<EOR>" * (UPLOAD_LIMIT // 17 + 1), 413, "larger than"),
 ], ids=["json", "png", "empty", "too-large"])
-async def test_bad_uploads_are_refused_and_leave_no_job(server: Server, body: bytes, status: int, message: str):
-    async with server.client() as client:
+async def test_bad_uploads_are_refused_and_leave_no_job(server: Api, body: bytes, status: int, message: str):
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", content=body)
         assert response.status_code == status
         assert message in response.json()["error"]
-    async with server.client() as client:  # a refused body may leave the first connection unusable
+    async with server.client(server.token) as client:  # a refused body may leave the first connection unusable
         assert (await client.get("/api/imports")).json() == {"imports": []}
 
 
-async def test_chunked_upload_over_the_limit_is_refused(server: Server):
+async def test_chunked_upload_over_the_limit_is_refused(server: Api):
     async def body() -> AsyncIterator[bytes]:
         for _ in range(UPLOAD_LIMIT // 4096 + 2):
             yield b"<CALL:4>W1AW<EOR>".ljust(4096, b" ")
 
-    async with server.client() as client:
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", content=body())
         assert response.status_code == 413
 
 
-async def test_jobs_are_owner_scoped(server: Server):
-    async with server.client() as client:
+async def test_jobs_are_owner_scoped(server: Api):
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", content=(TESTDATA / "hamrs_pota.adi").read_bytes())
         location = response.headers["Location"]
         await wait_done(client, location)
@@ -146,9 +121,9 @@ async def test_jobs_are_owner_scoped(server: Server):
         assert (await anonymous.post("/api/imports", content=b"<EOR>")).status_code == 401
 
 
-async def test_idempotency_key_gives_the_same_job(server: Server):
+async def test_idempotency_key_gives_the_same_job(server: Api):
     data = (TESTDATA / "adifmaster_ft8.adi").read_bytes()
-    async with server.client() as client:
+    async with server.client(server.token) as client:
         first = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-1"})
         again = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-1"})
         other = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "upload-2"})
@@ -162,10 +137,10 @@ async def test_idempotency_key_gives_the_same_job(server: Server):
         assert bad.status_code == 400
 
 
-async def test_websocket_pushes_progress_to_the_owner(server: Server):
+async def test_websocket_pushes_progress_to_the_owner(server: Api):
     data = (TESTDATA / "wsjtx_300rc1_m7pxz.adi").read_bytes()
     url = f"ws://127.0.0.1:{server.port}/ws/imports?token={server.token}"
-    async with open_websocket_url(url) as ws, server.client() as client:
+    async with open_websocket_url(url) as ws, server.client(server.token) as client:
         job_id = (await client.post("/api/imports", content=data)).json()["id"]
         events: list[dict[str, Any]] = []
         with trio.fail_after(30):
@@ -176,14 +151,14 @@ async def test_websocket_pushes_progress_to_the_owner(server: Server):
     assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1698, 2)
 
 
-async def test_websocket_needs_a_token(server: Server):
+async def test_websocket_needs_a_token(server: Api):
     with pytest.raises(ConnectionRejected):
         async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/imports?token=hamsrv_nope"):
             pass
 
 
-async def test_export_streams_adi_and_adx(server: Server):
-    async with server.client() as client:
+async def test_export_streams_adi_and_adx(server: Api):
+    async with server.client(server.token) as client:
         response = await client.post("/api/imports", content=(TESTDATA / "qlog_all_fields_example.adi").read_bytes())
         await wait_done(client, response.headers["Location"])
         adi = await client.get("/api/export.adi")
