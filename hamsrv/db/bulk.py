@@ -1,18 +1,19 @@
-"""Bulk storage of QSOs: binary COPY into a temporary staging table, then one INSERT per batch.
+"""Bulk storage of QSOs: binary COPY straight into `qsos` when no row can be a duplicate, else into a
+temporary staging table and then one INSERT ... ON CONFLICT DO NOTHING per batch.
 
-`encode_rows` is pure CPU (it can run in a worker thread); `store_rows` sends one batch inside the
-caller's transaction: COPY into the staging table, then `INSERT ... SELECT ... ON CONFLICT DO NOTHING`
-against the `qsos_dedupe` index, so a duplicate (already stored, or twice in one file) costs no round
-trip of its own.
+`CopyRows` builds the COPY stream (pure CPU: it runs in a worker thread, and the C fast path
+hamsrv.ingest._fastadi appends rows to it in the same format); `store_rows` sends one batch inside the
+caller's transaction.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import psycopg
-from psycopg._copy_base import (
-    BinaryFormatter,  # private, hence the pinned psycopg (tests/ingest/test_copy.py)
+from psycopg._copy_base import (  # private, hence the pinned psycopg (tests/ingest/test_copy.py)
+    format_row_binary,
 )
 from psycopg.adapt import Transformer
 from psycopg.pq import Format
@@ -23,26 +24,41 @@ from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import HamsrvError
 from hamsrv.model import QSO_COLUMNS, Qso
 
-# PostgreSQL types of QSO_COLUMNS, in order: binary COPY needs them spelled out.
+# PostgreSQL types of owner_id + QSO_COLUMNS, in order: binary COPY needs them spelled out.
 _COLUMN_TYPES = {
-    "start_at": "timestamptz", "end_at": "timestamptz", "freq": "float8", "freq_rx": "float8",
-    "dxcc": "int4", "qslsdate": "date", "qslrdate": "date", "lotw_qslsdate": "date",
+    "owner_id": "int8", "start_at": "timestamptz", "end_at": "timestamptz", "freq": "float8",
+    "freq_rx": "float8", "dxcc": "int4", "qslsdate": "date", "qslrdate": "date", "lotw_qslsdate": "date",
     "lotw_qslrdate": "date", "eqsl_qslsdate": "date", "eqsl_qslrdate": "date", "extra": "jsonb",
 }
-_OIDS = [psycopg.adapters.types.get_oid(_COLUMN_TYPES.get(c, "text")) for c in QSO_COLUMNS]
+_ROW_COLUMNS = ("owner_id", *QSO_COLUMNS)
+_OIDS = [psycopg.adapters.types.get_oid(_COLUMN_TYPES.get(c, "text")) for c in _ROW_COLUMNS]
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
+_TRAILER = b"\xff\xff"
 
 QSL_COLUMNS = ("qsl_sent", "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", "lotw_qsl_rcvd",
                "lotw_qslsdate", "lotw_qslrdate", "eqsl_qsl_sent", "eqsl_qsl_rcvd", "eqsl_qslsdate",
                "eqsl_qslrdate")
 
-def encode_rows(rows: list[Qso]) -> bytes:
-    """`rows` as one complete binary COPY stream (signature, rows, trailer)."""
-    transformer = Transformer()
-    transformer.set_dumper_types(_OIDS, Format.BINARY)
-    formatter = BinaryFormatter(transformer)
-    parts = [formatter.write_row(row) for row in rows]
-    parts.append(formatter.end())
-    return b"".join(parts)
+
+class CopyRows:
+    """One binary COPY stream of (owner_id, *QSO_COLUMNS) rows of one owner, built row by row.
+    `data` may also be appended to directly, in the same row format, by whoever counts in `rows`."""
+
+    def __init__(self, owner_id: int) -> None:
+        self.owner_id = owner_id
+        self.data = bytearray(_SIGNATURE)
+        self.rows = 0
+        self._transformer = Transformer()
+        self._transformer.set_dumper_types(_OIDS, Format.BINARY)
+
+    def add(self, row: Qso) -> None:
+        format_row_binary((self.owner_id, *row), self._transformer, self.data)
+        self.rows += 1
+
+    def finish(self) -> bytes:
+        """The complete stream; add() must not be called after it."""
+        self.data += _TRAILER
+        return bytes(self.data)
 
 
 @dataclass(slots=True)
@@ -54,12 +70,15 @@ class Stored:
     merged: int = 0
 
 
-_COLUMNS = ", ".join(QSO_COLUMNS)
+_COLUMNS = ", ".join(_ROW_COLUMNS)
 _STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS qso_staging ON COMMIT DELETE ROWS AS"
             f" SELECT {_COLUMNS} FROM qsos WITH NO DATA")
-_COPY = f"COPY qso_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_INSERT = (f"INSERT INTO qsos (owner_id, {_COLUMNS}) SELECT %s, {_COLUMNS} FROM qso_staging"
-           " ON CONFLICT DO NOTHING")
+_COPY_STAGING = f"COPY qso_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_COPY_DIRECT = f"COPY qsos ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_INSERT = f"INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM qso_staging ON CONFLICT DO NOTHING"
+_OVERLAP = ("SELECT EXISTS (SELECT FROM qsos WHERE owner_id = %s AND start_minute"
+            " BETWEEN date_trunc('minute', %s AT TIME ZONE 'UTC') AND date_trunc('minute', %s AT TIME ZONE 'UTC'))"
+            " AS overlap")
 # Merge: QSL fields of an existing QSO with the same dedupe key take the incoming values that are
 # set; when the batch holds the same QSO twice, the later record wins. Only QSOs whose QSL fields
 # really change count as merged; the others are duplicates.
@@ -80,25 +99,47 @@ async def prepare_connection(conn: TrioConnection) -> None:
         await conn.execute(_STAGING)
 
 
-async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, *, merge: bool) -> Stored:
-    """Store `rows` QSOs, encoded by encode_rows() as `data`, for `owner_id`. The caller holds a
-    transaction on `conn` (and commits it with its progress counters); prepare_connection() must have
-    run on `conn`. Raises RefusedData when PostgreSQL rejects the data itself."""
+async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, *, merge: bool,
+                     starts: tuple[datetime, datetime] | None = None) -> Stored:
+    """Store `rows` QSOs of `owner_id`, encoded by CopyRows as `data`; `starts` is the range of their
+    start times. The caller holds a transaction on `conn` (and commits it with its progress counters);
+    prepare_connection() must have run on `conn`. Raises RefusedData when PostgreSQL rejects the data."""
     with translated():
-        return await _store_rows(conn, owner_id, data, rows, merge)
+        return await _store_rows(conn, owner_id, data, rows, merge, starts)
 
 
-async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, merge: bool) -> Stored:
+async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, merge: bool,
+                      starts: tuple[datetime, datetime] | None) -> Stored:
     if not rows:
         return Stored()
     if (await conn.execute(LOCK_OWNER, [owner_id])).rowcount != 1:
         raise HamsrvError(f"user {owner_id} no longer exists")
     await conn.execute("SET LOCAL hamsrv.quiet = on")  # a bulk import is not firehose news
-    async with conn.cursor().copy(_COPY) as copy:
+    # An import is committed with its job's progress, so a crash loses both or neither: waiting for
+    # the WAL flush at each batch buys nothing here (the job resumes from its last commit).
+    await conn.execute("SET LOCAL synchronous_commit = off")
+    if not merge and starts is not None and await _straight_in(conn, owner_id, data, starts):
+        return Stored(inserted=rows)
+    async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
     merged = 0
     if merge:
         await conn.execute("ANALYZE qso_staging")  # a fresh temp table has no statistics
         merged = (await conn.execute(_MERGE, [owner_id])).rowcount
-    inserted = (await conn.execute(_INSERT, [owner_id])).rowcount
+    inserted = (await conn.execute(_INSERT)).rowcount
     return Stored(inserted, rows - inserted - merged, merged)
+
+
+async def _straight_in(conn: TrioConnection, owner_id: int, data: bytes, starts: tuple[datetime, datetime]) -> bool:
+    """COPY the batch straight into `qsos` (twice as fast as staging plus INSERT) when the owner has no
+    QSO in the batch's time range; False, with nothing stored, when a row turns out to be a duplicate
+    after all (twice in the batch, or inserted meanwhile by someone else)."""
+    overlap = await (await conn.execute(_OVERLAP, [owner_id, *starts])).fetchone()
+    if overlap is None or overlap[0]:
+        return False
+    try:
+        async with conn.transaction(), conn.cursor().copy(_COPY_DIRECT) as copy:
+            await copy.write(data)
+    except psycopg.errors.UniqueViolation:
+        return False
+    return True

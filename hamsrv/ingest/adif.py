@@ -226,6 +226,7 @@ class AdiParser(_Events):
 
     def __init__(self, **limits: int) -> None:
         super().__init__(**limits)
+        self.fast_records = _FAST_RECORDS  # records _fast_records() takes per call
         self._text = ""            # unparsed input, Latin-1 decoded
         self._pos = 0              # parse position in _text
         self._base = 0             # input offset of _text[0]
@@ -255,6 +256,21 @@ class AdiParser(_Events):
     def close(self) -> None:
         """Signal the end of input: a pending record without <EOR> is then emitted."""
         self._closed = True
+
+    def between_records(self) -> tuple[str, int, int, int] | None:
+        """(text, pos, base, records so far) when the parser stands between two records with no event
+        queued, else None. A consumer that understands plain records (hamsrv.ingest._fastadi) may then
+        take complete ones from text[pos:] itself and report them with took_records(); input offsets
+        are base + index in text."""
+        if (not self._started or self._finished or self._in_header or self._fields or self._dropping
+                or self._events):
+            return None
+        return self._text, self._pos, self._base, self._count
+
+    def took_records(self, pos: int, count: int) -> None:
+        """`count` records, up to text index `pos`, were taken by the caller of between_records()."""
+        self._pos = pos
+        self._count += count
 
     # -- helpers
     def _problem(self, message: str, offset: int, record_number: int | None = None) -> None:
@@ -324,7 +340,7 @@ class AdiParser(_Events):
         text, pos, base = self._text, self._pos, self._base
         tags, eor, limit = self._tags, self._eor_spelling, self.max_record_bytes
         taken = self._count
-        for _ in range(_FAST_RECORDS):
+        for _ in range(self.fast_records):
             end = text.find(eor, pos, pos + limit)
             if end < 0:
                 match = _EOR.search(text, pos, pos + limit)

@@ -113,7 +113,7 @@ async def import_stream(db: Database, owner_id: int, chunks: AsyncIterator[bytes
     interrupted earlier run: its `records_read` records are skipped. Raises ImportFailed when the
     database refuses the data itself, DatabaseError when the database is unreachable."""
     result = result or ImportResult()
-    maker = BatchMaker(batch_records=batch_records, skip_through=result.records_read)
+    maker = BatchMaker(owner_id, batch_records=batch_records, skip_through=result.records_read)
     send, receive = trio.open_memory_channel[Batch](1)
     failures: list[HamsrvError] = []
 
@@ -144,7 +144,8 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
             async with receive:
                 async for batch in receive:
                     async with conn.transaction():
-                        stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge)
+                        stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge,
+                                                  starts=batch.starts)
                         if checkpoint is not None:
                             await checkpoint(conn, batch, stored, result)
                     result.add(batch, stored)

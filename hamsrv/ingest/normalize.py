@@ -272,7 +272,12 @@ def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     end_at = None
     if time_off is not None:
         if end_day is None:  # without QSO_DATE_OFF a QSO is shorter than a day (FACTS 1.4)
-            end_day = start_day + _ONE_DAY if time_off < time_on else start_day
+            if time_off < time_on:
+                if start_day.date() == date.max:
+                    raise _Invalid("TIME_OFF", "the QSO would end after 9999-12-31")
+                end_day = start_day + _ONE_DAY
+            else:
+                end_day = start_day
         end_at = end_day + time_off
     freq = _mhz("FREQ", get("FREQ"))  # frequencies vary too much to be worth remembering
     freq_rx = _mhz("FREQ_RX", get("FREQ_RX"))

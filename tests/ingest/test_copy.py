@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.ingest import synthetic_records
+from hamsrv.db import bulk
+from hamsrv.db.bulk import CopyRows
 from hamsrv.db.database import Database
 from hamsrv.ingest.adif import Record, parse_bytes
-from hamsrv.ingest.copy import Batch, BatchMaker, encode_rows
+from hamsrv.ingest.copy import Batch, BatchMaker
 from hamsrv.ingest.jobs import ImportResult, import_stream
 from hamsrv.ingest.normalize import Qso, normalize
 from tests import testdata
@@ -128,6 +131,33 @@ async def test_duplicates_inside_one_file_and_minute_granularity(db: Database):
     assert (result.inserted, result.duplicates, result.rejected) == (2, 2, 0)
 
 
+async def test_new_qsos_go_straight_into_qsos(db: Database, monkeypatch: pytest.MonkeyPatch):
+    """The fast storage path: rows that cannot be duplicates never touch the staging table."""
+    monkeypatch.setattr(bulk, "_COPY_STAGING", "SELECT 'the staging table was used' :: int")
+    owner = await new_owner(db, "W1AW")
+    result = await import_bytes(db, owner, b"".join(synthetic_records(1200)))
+    assert (result.inserted, result.duplicates) == (1200, 0)
+
+
+async def test_a_duplicate_the_range_check_missed_falls_back_to_staging(db: Database):
+    """A QSO stored by someone else between the range check and the COPY: the COPY fails on the
+    dedupe index, is rolled back to its savepoint, and the batch goes through staging."""
+    owner = await new_owner(db, "W1AW")
+    await import_bytes(db, owner, adi(QSO))
+    rows = CopyRows(owner)
+    for record in ({**QSO, "CALL": "K1ABC"}, QSO, {**QSO, "CALL": "K2ABC"}):
+        row = normalize(record)
+        assert isinstance(row, Qso)
+        rows.add(row)
+    far_away = (datetime(1950, 1, 1, tzinfo=UTC), datetime(1950, 1, 2, tzinfo=UTC))  # the check finds nothing
+    async with db.connection() as conn:
+        await bulk.prepare_connection(conn)
+        async with conn.transaction():
+            stored = await bulk.store_rows(conn, owner, rows.finish(), 3, merge=False, starts=far_away)
+    assert (stored.inserted, stored.duplicates) == (2, 1)
+    assert await db.fetchrow("SELECT count(*) AS n FROM qsos WHERE owner_id = %s", [owner]) == {"n": 3}
+
+
 async def test_rows_the_database_cannot_hold_are_rejected_not_fatal(db: Database):
     owner = await new_owner(db, "W1AW")
     data = adi(QSO, {**QSO, "CALL": "K1ABC", "NAME": "a\x00b"}, {**QSO, "CALL": "K2ABC", "MODE": "X" * 100})
@@ -169,7 +199,7 @@ async def test_merge_keeps_fields_the_report_does_not_set(db: Database):
 
 
 def _account(data: bytes, cuts: list[int], skip: int = 0) -> tuple[list[bytes], list[tuple[int, str]], int]:
-    maker = BatchMaker(batch_records=7, skip_through=skip)
+    maker = BatchMaker(1, batch_records=7, skip_through=skip)
     batches: list[Batch] = []
     previous = 0
     for cut in [*sorted(cuts), len(data)]:
@@ -216,5 +246,8 @@ def test_any_bytes_are_accounted_for(data: bytes, cuts: list[int]):
 def test_encoded_rows_are_a_complete_binary_copy_stream():
     row = normalize(QSO)
     assert isinstance(row, Qso)
-    data = encode_rows([row, row])
+    rows = CopyRows(1)
+    rows.add(row)
+    rows.add(row)
+    data = rows.finish()
     assert data.startswith(b"PGCOPY\n\xff\r\n\x00") and data.endswith(b"\xff\xff")

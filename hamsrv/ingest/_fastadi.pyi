@@ -1,0 +1,6 @@
+# The compiled bulk-import fast path (_fastadi.c).
+COLUMNS: tuple[str, ...]
+
+def configure(bands: object, active_modes: object, submode_parent: dict[str, str], /) -> None: ...
+def encode(text: str, pos: int, max_records: int, owner_id: int, lotw_report: bool, max_field_bytes: int,
+           max_record_bytes: int, out: bytearray, /) -> tuple[int, int, int, int, int]: ...

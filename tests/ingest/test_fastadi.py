@@ -1,0 +1,157 @@
+"""The compiled fast path writes exactly what the Python path writes, or leaves the record to it.
+
+`_fastadi.encode` is compared byte for byte with AdiParser + normalize() + CopyRows on generated
+records (good and bad ones), and BatchMaker with and without it on every testdata file."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hamsrv.db.bulk import CopyRows
+from hamsrv.ingest import _fastadi
+from hamsrv.ingest.adif import DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_RECORD_BYTES, AdiParser, Record
+from hamsrv.ingest.copy import Batch, BatchMaker
+from hamsrv.ingest.normalize import Qso, normalize
+from hamsrv.model import BANDS
+from tests import testdata
+
+OWNER = 42
+_DIGITS = "0123456789"
+
+
+def fast(text: str, lotw: bool = False, max_records: int = 10**6) -> tuple[int, int, bytes]:
+    """(records taken, end position, rows) of the fast path over the whole text."""
+    out = bytearray()
+    pos, count, *_ = _fastadi.encode(text, 0, max_records, OWNER, lotw, DEFAULT_MAX_FIELD_BYTES,
+                                     DEFAULT_MAX_RECORD_BYTES, out)
+    return count, pos, bytes(out)
+
+
+def slow(text: str, lotw: bool = False) -> list[bytes | None]:
+    """Per record: its row as the Python path encodes it, None when it is rejected."""
+    parser = AdiParser()
+    parser.feed(text.encode("latin-1"))
+    parser.close()
+    rows: list[bytes | None] = []
+    for event in parser.events():
+        if isinstance(event, Record):
+            row = normalize(event.fields, lotw_report=lotw)
+            if isinstance(row, Qso):
+                one = CopyRows(OWNER)
+                one.add(row)
+                rows.append(one.finish()[19:-2])  # without signature and trailer
+            else:
+                rows.append(None)
+    return rows
+
+
+def tag(name: str, value: str) -> str:
+    return f"<{name}:{len(value)}>{value}"
+
+
+def record(fields: list[tuple[str, str]], sep: str = " ") -> str:
+    return sep.join(tag(n, v) for n, v in fields) + "<EOR>\n"
+
+
+def digits(n: int) -> st.SearchStrategy[str]:
+    return st.text(_DIGITS, min_size=n, max_size=n)
+
+
+_ASCII = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="<") | st.just("\t"),
+                 max_size=12)
+# Values a logger writes, and the near misses the Python path must judge.
+CALLS = st.sampled_from(["W1AW", "vp2e/w1aw/p", "DL1ABC", "K1", "2E0XYZ", "/W1AW", "W1AW/", "W1//AW",
+                         "ABC", "123", " W1AW", "W1AW-1", "A" * 31 + "1", "A" * 32 + "1"])
+DATES = st.one_of(st.dates().map(lambda d: d.strftime("%Y%m%d").zfill(8)), digits(8),
+                  st.sampled_from(["19291231", "20240229", "20230229", "99991231", "2024011"]))
+TIMES = st.one_of(digits(4), digits(6), digits(5), st.sampled_from(["2400", "2359", "235960", " 1200"]))
+BANDS_TEXT = st.sampled_from([name for name, _, _ in BANDS] + ["20M", "2M", "11m", "70CM", " 20m"])
+FREQS = st.one_of(st.floats(0.1, 300000, allow_nan=False).map(lambda f: f"{f:.6f}".rstrip("0")),
+                  st.sampled_from(["14.074", "7", "5.", ".5", "1.2.3", "", "14,074", "1e3", "28.0000001"]))
+MODES = st.sampled_from(["FT8", "ft4", "PSK31", "USB", "SSB", "CW", "JT65A", "OLIVIA 8/250", "DIGITALVOICE",
+                         "C4FM", "XYZ", "", "A" * 70])
+STATUS = st.sampled_from(["Y", "n", "R", "Q", "I", "V", "YES", "", " "])
+KNOWN = {
+    "CALL": CALLS, "QSO_DATE": DATES, "TIME_ON": TIMES, "TIME_OFF": TIMES, "QSO_DATE_OFF": DATES,
+    "BAND": BANDS_TEXT, "BAND_RX": BANDS_TEXT, "FREQ": FREQS, "FREQ_RX": FREQS, "MODE": MODES, "SUBMODE": MODES,
+    "RST_SENT": _ASCII, "RST_RCVD": _ASCII, "GRIDSQUARE": _ASCII, "MY_GRIDSQUARE": _ASCII,
+    "STATION_CALLSIGN": _ASCII, "OPERATOR": _ASCII, "DXCC": st.one_of(digits(3), digits(5), _ASCII),
+    "QSL_SENT": STATUS, "QSL_RCVD": STATUS, "LOTW_QSL_RCVD": STATUS, "QSLRDATE": DATES, "LOTW_QSLRDATE": DATES,
+    "EQSL_QSLSDATE": DATES, "NAME": _ASCII, "COMMENT": _ASCII, "APP_X_Y": _ASCII, "qth": _ASCII,
+}
+
+
+@st.composite
+def any_record(draw: st.DrawFn) -> str:
+    names = draw(st.lists(st.sampled_from(sorted(KNOWN)), max_size=12))
+    fields = [(draw(st.sampled_from([n, n.lower()])), draw(KNOWN[n])) for n in names]
+    required = [("CALL", "W1AW"), ("QSO_DATE", "20240101"), ("TIME_ON", "1200")]
+    if draw(st.booleans()):
+        fields = required + fields
+    return record(fields, draw(st.sampled_from(["", " ", "\r\n", "\n junk "])))
+
+
+@st.composite
+def good_record(draw: st.DrawFn) -> str:
+    """A record the fast path must take: everything plain and valid."""
+    day = draw(st.dates(min_value=__import__("datetime").date(1930, 1, 1),
+                        max_value=__import__("datetime").date(9999, 12, 30)))
+    fields = [("CALL", draw(st.sampled_from(["W1AW", "dl1abc/p", "VP2E/W1AW"]))),
+              ("QSO_DATE", day.strftime("%Y%m%d").zfill(8)),
+              ("TIME_ON", f"{draw(st.integers(0, 23)):02d}{draw(st.integers(0, 59)):02d}"),
+              ("FREQ", draw(st.sampled_from(["14.074", "7.0", "144.300", "0.05"]))),
+              ("MODE", draw(st.sampled_from(["FT8", "PSK31", "ssb", "JT65A"])))]
+    extra = draw(st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True), _ASCII, max_size=5))
+    fields += [(k, v) for k, v in extra.items() if k not in KNOWN and k.upper() not in KNOWN]
+    return record(draw(st.permutations(fields)))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_record(), min_size=1, max_size=6), st.booleans())
+def test_fast_rows_are_the_python_rows(records: list[str], lotw: bool):
+    text = "".join(records)
+    count, pos, rows = fast(text, lotw)
+    expected = slow(text, lotw)
+    assert None not in expected[:count]  # a record the Python path rejects is never taken
+    assert rows == b"".join(expected[:count])  # type: ignore[arg-type]
+    assert pos == sum(len(r) for r in records[:count]) - (count > 0)  # just after the last <EOR>
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(good_record(), min_size=1, max_size=6), st.booleans())
+def test_plain_records_all_take_the_fast_path(records: list[str], lotw: bool):
+    text = "".join(records)
+    count, pos, rows = fast(text, lotw)
+    assert (count, pos) == (len(records), len(text) - 1)
+    assert rows == b"".join(slow(text, lotw))  # type: ignore[arg-type]
+
+
+def test_it_stops_where_the_input_or_the_room_ends():
+    one = record([("CALL", "W1AW"), ("QSO_DATE", "20240101"), ("TIME_ON", "1200")])
+    assert fast(one * 3, max_records=2)[:2] == (2, 2 * len(one) - 1)
+    assert fast(one + one[:-5])[:2] == (1, len(one) - 1)  # the second <EOR> is cut off
+    assert fast(one[:10])[:2] == (0, 0)
+    assert fast("<EOR>" + one)[:2] == (0, 0)  # an empty record: the Python path says so
+
+
+def _batches(data: bytes, use_fast: bool, monkeypatch: pytest.MonkeyPatch, size: int) -> list[Batch]:
+    with monkeypatch.context() as patch:
+        if not use_fast:
+            patch.setattr(BatchMaker, "_take_plain_records", lambda self: 0)
+        maker = BatchMaker(OWNER, batch_records=97)
+        batches: list[Batch] = []
+        for start in range(0, len(data), size):
+            maker.feed(data[start:start + size])
+            batches.extend(maker.batches())
+        maker.close()
+        batches.extend(maker.batches())
+    return batches
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (testdata.TESTDATA / "adif").glob("*.adi")))
+def test_testdata_batches_are_the_same_with_and_without_the_fast_path(name: str, monkeypatch: pytest.MonkeyPatch):
+    data = (testdata.TESTDATA / "adif" / name).read_bytes()
+    for size in (len(data) or 1, 4093):
+        assert _batches(data, True, monkeypatch, size) == _batches(data, False, monkeypatch, size)
