@@ -1,14 +1,19 @@
 # One container: hamsrv with its embedded PostgreSQL in the /data volume.
-FROM python:3.11-slim
+# Stage 1 compiles the import fast path (hamsrv/ingest/_fastadi.c) into wheels; the image needs no compiler.
+FROM python:3.11 AS build
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY hamsrv ./hamsrv
+COPY relay ./relay
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
+FROM python:3.11-slim
 RUN useradd --create-home --uid 1000 hamsrv \
  && mkdir /data && chown hamsrv /data
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY hamsrv ./hamsrv
-COPY relay ./relay
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY web ./web
-RUN pip install --no-cache-dir .
 
 USER hamsrv
 ENV HAMSRV_DATA_DIR=/data \
