@@ -28,7 +28,7 @@ from hamsrv.ingest.adif import (
 from hamsrv.ingest.normalize import ACTIVE_MODES, SUBMODE_PARENT, Reject, normalize
 from hamsrv.model import BANDS, QSO_COLUMNS
 
-DEFAULT_BATCH_RECORDS = 5000
+DEFAULT_BATCH_RECORDS = 20_000  # per COPY and commit: 5,000 cost 7% of the rate, 50,000 twice the memory
 _SNIFF_BYTES = 64
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary COPY times count microseconds from it
 _ONE_US = timedelta(microseconds=1)
