@@ -34,7 +34,8 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary COPY times count microsec
 _ONE_US = timedelta(microseconds=1)
 _NO_START = 2**63 - 1
 
-assert _fastadi.COLUMNS == QSO_COLUMNS, "rebuild the extension: pip install -e ."
+if _fastadi.COLUMNS != QSO_COLUMNS:  # the C file knows the columns by position
+    raise ImportError("hamsrv/ingest/_fastadi.c does not match model.QSO_COLUMNS (rebuild: make test)")
 _fastadi.configure(BANDS, ACTIVE_MODES, SUBMODE_PARENT)
 
 

@@ -25,7 +25,7 @@ from hamsrv.ingest.jobs import import_stream
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = "SELECT call, start_at, band, mode, freq, rst_sent, extra FROM qsos WHERE owner_id = %s ORDER BY start_at, call"
-UNIQUE, REPEATED = 40_000, 4_000
+UNIQUE, REPEATED = 100_000, 4_000  # five batches and a bit: the kill lands after the first
 DATA = b"".join(synthetic_records(UNIQUE)) + b"".join(synthetic_records(REPEATED))
 
 
