@@ -128,6 +128,19 @@ def test_plain_records_all_take_the_fast_path(records: list[str], lotw: bool):
     assert rows == b"".join(slow(text, lotw))  # type: ignore[arg-type]
 
 
+_PIECES = ["<CALL:4>", "W1AW", "<QSO_DATE:8>", "20240101", "<TIME_ON:4>", "1200", "<EOR>", "<eor>", "\n", " ",
+           "<", ">", ":", "x", "\xe9", "\x00", "<NAME:3>", "<NAME:300>", "<A:1:N>", "<B:9999999999>", "9", "<EOH>"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_any_text_is_taken_safely_or_left(pieces: list[str]):
+    text = "<CALL:4>W1AW<QSO_DATE:8>20240101<TIME_ON:4>1200<EOR>" + "".join(pieces)
+    count, pos, rows = fast(text)
+    assert 1 <= count and pos <= len(text)
+    assert rows == b"".join(slow(text)[:count])  # type: ignore[arg-type]
+
+
 def test_it_stops_where_the_input_or_the_room_ends():
     one = record([("CALL", "W1AW"), ("QSO_DATE", "20240101"), ("TIME_ON", "1200")])
     assert fast(one * 3, max_records=2)[:2] == (2, 2 * len(one) - 1)
