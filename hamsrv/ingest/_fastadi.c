@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* qsos columns in QSO_COLUMNS order (hamsrv/model.py checks it against COLUMNS below). */
+/* qsos columns in model.QSO_COLUMNS order (hamsrv/ingest/copy.py checks that on import). */
 enum {
     C_CALL, C_START_AT, C_END_AT, C_BAND, C_BAND_RX, C_MODE, C_SUBMODE, C_FREQ, C_FREQ_RX, C_RST_SENT,
     C_RST_RCVD, C_GRIDSQUARE, C_MY_GRIDSQUARE, C_STATION_CALLSIGN, C_OPERATOR, C_DXCC, C_QSL_SENT,
