@@ -27,17 +27,15 @@ static const char *COLUMN_NAMES[N_COLUMNS] = {
     "qsl_rcvd", "qslsdate", "qslrdate", "lotw_qsl_sent", "lotw_qsl_rcvd", "lotw_qslsdate",
     "lotw_qslrdate", "eqsl_qsl_sent", "eqsl_qsl_rcvd", "eqsl_qslsdate", "eqsl_qslrdate", "extra"};
 
-/* How each ADIF field becomes a column (hamsrv/ingest/normalize.py); other fields go to `extra`. */
-enum kind {
-    K_CALL, K_QSO_DATE, K_TIME_ON, K_TIME_OFF, K_QSO_DATE_OFF, K_BAND, K_FREQ, K_MODE, K_SUBMODE,
-    K_TEXT, K_UPPER, K_DXCC, K_SENT, K_RCVD, K_DATE
-};
+/* How each ADIF field becomes a column (hamsrv/ingest/normalize.py); other fields go to `extra`.
+   K_CROSS fields need other fields too: write_row() takes them by their F_ index below. */
+enum kind { K_CROSS, K_TEXT, K_UPPER, K_DXCC, K_SENT, K_RCVD, K_DATE };
 typedef struct { const char *name; int kind; int column; } field_spec;
 static const field_spec FIELDS[] = {
-    {"CALL", K_CALL, C_CALL}, {"QSO_DATE", K_QSO_DATE, -1}, {"TIME_ON", K_TIME_ON, -1},
-    {"TIME_OFF", K_TIME_OFF, -1}, {"QSO_DATE_OFF", K_QSO_DATE_OFF, -1}, {"BAND", K_BAND, C_BAND},
-    {"BAND_RX", K_BAND, C_BAND_RX}, {"FREQ", K_FREQ, C_FREQ}, {"FREQ_RX", K_FREQ, C_FREQ_RX},
-    {"MODE", K_MODE, C_MODE}, {"SUBMODE", K_SUBMODE, C_SUBMODE}, {"RST_SENT", K_TEXT, C_RST_SENT},
+    {"CALL", K_CROSS, -1}, {"QSO_DATE", K_CROSS, -1}, {"TIME_ON", K_CROSS, -1},
+    {"TIME_OFF", K_CROSS, -1}, {"QSO_DATE_OFF", K_CROSS, -1}, {"BAND", K_CROSS, -1},
+    {"BAND_RX", K_CROSS, -1}, {"FREQ", K_CROSS, -1}, {"FREQ_RX", K_CROSS, -1},
+    {"MODE", K_CROSS, -1}, {"SUBMODE", K_CROSS, -1}, {"RST_SENT", K_TEXT, C_RST_SENT},
     {"RST_RCVD", K_TEXT, C_RST_RCVD}, {"GRIDSQUARE", K_TEXT, C_GRIDSQUARE},
     {"MY_GRIDSQUARE", K_TEXT, C_MY_GRIDSQUARE}, {"STATION_CALLSIGN", K_UPPER, C_STATION_CALLSIGN},
     {"OPERATOR", K_UPPER, C_OPERATOR}, {"DXCC", K_DXCC, C_DXCC}, {"QSL_SENT", K_SENT, C_QSL_SENT},
@@ -48,6 +46,7 @@ static const field_spec FIELDS[] = {
     {"EQSL_QSLSDATE", K_DATE, C_EQSL_QSLSDATE}, {"EQSL_QSLRDATE", K_DATE, C_EQSL_QSLRDATE},
 };
 #define N_FIELDS ((int)(sizeof(FIELDS) / sizeof(FIELDS[0])))
+/* FIELDS indices of the K_CROSS fields: keep in step with the first entries of FIELDS. */
 enum { F_CALL, F_QSO_DATE, F_TIME_ON, F_TIME_OFF, F_QSO_DATE_OFF, F_BAND, F_BAND_RX, F_FREQ, F_FREQ_RX,
        F_MODE, F_SUBMODE };
 
@@ -67,7 +66,7 @@ typedef struct { char *key; size_t len; char *value; } slot;
 typedef struct { slot *slots; size_t mask; } table;
 static table active_modes, submode_parent;
 static int configured;
-static int field_of[N_COLUMNS];  /* FIELDS index of each one-field column */
+static int field_of[N_COLUMNS];  /* FIELDS index of each one-field column (rst_sent onwards) */
 
 static uint64_t hash(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
@@ -130,6 +129,10 @@ static PyObject *configure(PyObject *self, PyObject *args) {
     if (seq == NULL) return NULL;
     n_bands = (int)PySequence_Fast_GET_SIZE(seq);
     bands = PyMem_RawCalloc((size_t)n_bands, sizeof(band));
+    if (bands == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
     for (int i = 0; i < n_bands; i++) {
         PyObject *name;
         Py_ssize_t len;

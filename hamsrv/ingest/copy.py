@@ -175,8 +175,11 @@ class BatchMaker:
             self._rows.rows += count
             self._last_seen += count
             self._offset = base + last_start
-            self._starts = (min(self._starts[0], first_us), max(self._starts[1], last_us))
+            self._saw_starts(first_us, last_us)
         return count
+
+    def _saw_starts(self, first_us: int, last_us: int) -> None:
+        self._starts = (min(self._starts[0], first_us), max(self._starts[1], last_us))
 
     def _parse_problem(self, problem: ParseProblem) -> None:
         number = problem.record_number
@@ -213,7 +216,7 @@ class BatchMaker:
         else:
             self._rows.add(result)
             start = (result.start_at - _PG_EPOCH) // _ONE_US
-            self._starts = (min(self._starts[0], start), max(self._starts[1], start))
+            self._saw_starts(start, start)
 
 
     def _batch(self) -> Batch:

@@ -5,6 +5,8 @@ records (good and bad ones), and BatchMaker with and without it on every testdat
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,8 +98,7 @@ def any_record(draw: st.DrawFn) -> str:
 @st.composite
 def good_record(draw: st.DrawFn) -> str:
     """A record the fast path must take: everything plain and valid."""
-    day = draw(st.dates(min_value=__import__("datetime").date(1930, 1, 1),
-                        max_value=__import__("datetime").date(9999, 12, 30)))
+    day = draw(st.dates(min_value=date(1930, 1, 1), max_value=date(9999, 12, 30)))
     fields = [("CALL", draw(st.sampled_from(["W1AW", "dl1abc/p", "VP2E/W1AW"]))),
               ("QSO_DATE", day.strftime("%Y%m%d").zfill(8)),
               ("TIME_ON", f"{draw(st.integers(0, 23)):02d}{draw(st.integers(0, 59)):02d}"),
