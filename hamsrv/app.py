@@ -18,6 +18,7 @@ from hamsrv import cty
 from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError
+from hamsrv.firehose.bridge import Bridge
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.hub import Hub
@@ -84,6 +85,9 @@ async def run(config: Config, *, handle_signals: bool = True,
                       prepare=make_prepare(table, trio.current_time), metrics=metrics)
             await root.start(hub.run)
             await root.start(listen_qsos, db, hub)
+            bridge = Bridge(hub, config.redis_url, node_id=config.node_id) if config.redis_url else None
+            if bridge is not None:
+                await root.start(bridge.run)
             cluster_port = await root.start(
                 lambda task_status: serve_cluster(
                     hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
@@ -97,6 +101,8 @@ async def run(config: Config, *, handle_signals: bool = True,
                              web_dir=config.web_dir)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
+            if bridge is not None:
+                state.health_extras["redis"] = bridge.statistics
             app = create_app(state)
             stop_http = trio.Event()
             async with trio.open_nursery() as front:

@@ -101,6 +101,12 @@ class Config:
         "env": "HAMSRV_MAX_UPLOAD_MB", "parse": parse_positive(int), "help": "largest ADIF upload (MiB)"})
     ws_per_ip: int = field(default=200, metadata={
         "env": "HAMSRV_WS_PER_IP", "parse": parse_positive(int), "help": "firehose connections per IP"})
+    redis_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_REDIS_URL", "parse": parse_url(("redis", "unix")),
+        "help": "Redis for cross-node spot fan-out (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)"})
+    node_id: str | None = field(default=None, metadata={
+        "env": "HAMSRV_NODE_ID", "parse": str,
+        "help": "this node's id among nodes sharing Redis (default: random at each start)"})
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
