@@ -20,7 +20,7 @@ from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.ring import spot_to_dict
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import imports
+from hamsrv.http import imports, propagation
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -56,6 +56,7 @@ def create_app(state: AppState) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = state.max_upload_bytes
     app.extensions["hamsrv"] = state
+    app.register_blueprint(propagation.blueprint)
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:

@@ -18,8 +18,13 @@ from hamsrv.firehose.hub import Hub
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.propagation import SolarReading
 
 Handler = Callable[..., Awaitable[Any]]
+
+
+async def _no_solar_data() -> SolarReading | None:
+    return None
 
 
 @dataclass
@@ -34,6 +39,7 @@ class AppState:
     health_extras: dict[str, Callable[[], Any]] = field(default_factory=dict)
     max_upload_bytes: int = 512 << 20
     web_dir: Path = Config.web_dir
+    latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
 
 
 class ApiError(Exception):
@@ -50,6 +56,13 @@ def error(status: int, message: str, field: str | None = None, **extra: Any) -> 
     response = jsonify(body)
     response.status_code = status
     return response
+
+
+def reject_unknown_params(allowed: set[str]) -> None:
+    """400 naming the first query parameter a route does not know (a typo must not be ignored)."""
+    for name in request.args:
+        if name not in allowed:
+            raise ApiError(400, f"unknown query parameter {name!r} (known: {', '.join(sorted(allowed))})", name)
 
 
 def parse_time(name: str, text: str | None) -> datetime | None:
