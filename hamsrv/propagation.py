@@ -75,10 +75,6 @@ def _clamp(x: float) -> float:
     return -1.0 if x < -1 else 1.0 if x > 1 else x
 
 
-def _unit(lat: float, lon_w: float) -> tuple[float, float, float]:
-    return (math.cos(lat) * math.cos(lon_w), math.cos(lat) * math.sin(lon_w), math.sin(lat))
-
-
 def path_angle(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     """Great-circle angle (radians) between two points given in degrees (east-positive longitude)."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
@@ -88,10 +84,22 @@ def path_angle(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def minimuf(flux: float, month: int, day: int, hour: float, lat1: float, lon1: float,
             lat2: float, lon2: float, *, long_path: bool = False) -> float:
-    """MINIMUF 3.5 path MUF (MHz) for one UTC hour. Ends in degrees, longitude east positive."""
+    """MINIMUF 3.5 path MUF (MHz) for one UTC hour. Ends in degrees, longitude east positive.
+
+    MINIMUF walks the path from one end, and its sample points sit 0.0001 of the path off symmetric,
+    which matters where its formulae jump (latitude 45 degrees, polar night): hamsrv takes the lower of
+    the walks from either end, so the answer does not depend on which end is which.
+    """
     ssn = flux_to_ssn(flux)
     # MINIMUF works in radians with west-positive longitude.
     la1, lo1, la2, lo2 = math.radians(lat1), -math.radians(lon1), math.radians(lat2), -math.radians(lon2)
+    return min(_walk(ssn, month, day, hour, la1, lo1, la2, lo2, long_path),
+               _walk(ssn, month, day, hour, la2, lo2, la1, lo1, long_path))
+
+
+def _walk(ssn: float, month: int, day: int, hour: float, la1: float, lo1: float, la2: float, lo2: float,
+          long_path: bool) -> float:
+    """MINIMUF's walk from end 2 towards end 1 (away from it, for the long path): the lowest point MUF."""
     short = math.acos(_clamp(math.sin(la1) * math.sin(la2)
                              + math.cos(la1) * math.cos(la2) * math.cos(lo2 - lo1)))
     dist = 2 * math.pi - short if long_path else short
@@ -100,24 +108,25 @@ def minimuf(flux: float, month: int, day: int, hour: float, lat1: float, lon1: f
     y2 = 0.409 * math.cos(y1)  # solar declination
     s = math.sin(min(2.5 * dist / k6, math.pi / 2))
     m9 = 1 + 2.5 * s * math.sqrt(s)  # distance factor, saturating at one 4,000 km hop
-    # Walk from end 2 towards end 1 (or away from it, for the long path) along the great circle.
-    u2, u1 = _unit(la2, lo2), _unit(la1, lo1)
-    dot = sum(a * b for a, b in zip(u1, u2, strict=True))
-    toward = [a - dot * b for a, b in zip(u1, u2, strict=True)]
-    norm = math.sqrt(sum(t * t for t in toward))
-    if norm < 1e-12:  # same place or antipodes: any direction will do; take due north
-        toward = [-math.sin(la2) * math.cos(lo2), -math.sin(la2) * math.sin(lo2), math.cos(la2)]
-        norm = math.sqrt(sum(t * t for t in toward))
-    direction = -1.0 if long_path else 1.0
-    tangent = [direction * t / norm for t in toward]
+    p, q = math.sin(la2), math.cos(la2)
+    heading = -1.0 if long_path else 1.0  # the long path leaves end 2 the opposite way
+    across = q * math.sin(short)
+    a = (math.sin(la1) - p * math.cos(short)) / across if abs(across) > 1e-12 else 1.0  # cos(bearing)
+    west = _sign(math.sin(lo1 - lo2)) * heading
     muf = 100.0
     k1 = 1 / (2 * k6)
     step = abs(0.9999 - 1 / k6)
     while k1 <= 1 - 1 / (2 * k6):
         g = dist * k1
-        point = [math.cos(g) * a + math.sin(g) * t for a, t in zip(u2, tangent, strict=True)]
-        y3 = math.asin(_clamp(point[2]))  # latitude of the sample point
-        lon_w = math.atan2(point[1], point[0]) % (2 * math.pi)
+        sin_lat = _clamp(p * math.cos(g) + q * math.sin(g) * a * heading)
+        y3 = math.pi / 2 - math.acos(sin_lat)  # latitude of the sample point
+        below = q * math.sqrt(1 - sin_lat * sin_lat)
+        cos_dlon = _clamp((math.cos(g) - sin_lat * p) / below) if below > 1e-12 else 1.0
+        lon_w = lo2 + west * _sign(math.sin(g)) * math.acos(cos_dlon)
+        if lon_w < 0:  # into [0, 2 pi) in two steps: `%` can round a tiny negative up to 2 pi itself
+            lon_w += 2 * math.pi
+        if lon_w >= 2 * math.pi:
+            lon_w -= 2 * math.pi
         muf = min(muf, _point_muf(ssn, m9, hour, y1, y2, y3, lon_w, la1, la2))
         k1 += step
     return muf

@@ -53,9 +53,15 @@ def test_ten_real_paths_match_dxspider(perl: PerlMinimuf) -> None:
         lat2, lon2 = locator_to_latlon(b)
         for hour in range(24):
             cases.append((140.0, 12, 3, float(hour), lat1, lon1, lat2, lon2))
-    reference = perl(cases)
-    ours = [minimuf(f, m, d, h, a1, o1, a2, o2) for f, m, d, h, a1, o1, a2, o2 in cases]
-    assert ours == pytest.approx(reference, rel=1e-6)  # these paths stay clear of the 0/360 degree seam
+    ours = [minimuf(*c) for c in cases]
+    assert ours == pytest.approx(both_ways(perl, cases), rel=1e-9)
+
+
+def both_ways(perl: PerlMinimuf, cases: list) -> list[float]:
+    """DXSpider walks from one end; hamsrv takes the lower of the walks from either end."""
+    there = perl(cases)
+    back = perl([(f, m, d, h, a2, o2, a1, o1) for f, m, d, h, a1, o1, a2, o2 in cases])
+    return [min(x, y) for x, y in zip(there, back, strict=True)]
 
 
 ends = st.tuples(st.floats(-80, 80), st.floats(-179.9, 179.9))
@@ -67,18 +73,15 @@ ends = st.tuples(st.floats(-80, 80), st.floats(-179.9, 179.9))
 def test_any_path_matches_dxspider(perl: PerlMinimuf, cases: list) -> None:
     flat = [(f, m, d, float(h), a[0], a[1], b[0], b[1]) for f, m, d, h, a, b in cases
             if 0.02 < path_angle(a[0], a[1], b[0], b[1]) < 3.1]  # the Perl divides by zero at 0 and pi
-    if flat:  # MINIMUF's 3.82 h/rad is not exactly 24/2pi: a sample point on the prime meridian may
-        # land on either side of the 0/360 degree seam by rounding, which moves the MUF by up to 1e-3
-        assert [minimuf(*c) for c in flat] == pytest.approx(perl(flat), rel=1e-3)
+    if flat:
+        assert [minimuf(*c) for c in flat] == pytest.approx(both_ways(perl, flat), rel=1e-9)
 
 
 @given(st.floats(65, 300), st.integers(1, 12), st.integers(1, 28), st.integers(0, 23), ends, ends, st.booleans())
 def test_symmetric_and_bounded(flux: float, month: int, day: int, hour: int, a: tuple, b: tuple, lp: bool) -> None:
     there = minimuf(flux, month, day, hour, *a, *b, long_path=lp)
     back = minimuf(flux, month, day, hour, *b, *a, long_path=lp)
-    # Sample points sit 0.0001 of the path off symmetric, and MINIMUF jumps by up to 0.3 % at the
-    # 0/360 degree seam (its 3.82 h/rad is not exactly 24/2pi).
-    assert there == pytest.approx(back, rel=1e-2)
+    assert there == back
     assert 1.0 < there < 100.0
 
 
