@@ -31,6 +31,7 @@ from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def _ssl_context(config: Config) -> ssl.SSLContext | None:
     return context
 
 
-async def run(config: Config, *, handle_signals: bool = True,
+async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole | None = None,
               task_status: trio.TaskStatus[Running] = trio.TASK_STATUS_IGNORED) -> None:
+    """The whole process; with `role`, one worker of `hamsrv serve --workers N` (see workers.py):
+    the primary also owns spot ingress, the others mirror its spots from shared memory."""
     shutdown = trio.Event()
     metrics = Registry()
     feeds = FeedPolicy.parse(config.cluster_feeds)  # ConfigError before anything starts
@@ -83,17 +86,24 @@ async def run(config: Config, *, handle_signals: bool = True,
             table = cty.load(config.data_dir)
             hub = Hub(SpotRing(max_age=config.ring_hours * 3600), tick=config.tick_ms / 1000,
                       prepare=make_prepare(table, trio.current_time), metrics=metrics)
-            await root.start(hub.run)
-            await root.start(listen_qsos, db, hub)
-            bridge = Bridge(hub, config.redis_url, node_id=config.node_id) if config.redis_url else None
-            if bridge is not None:
-                await root.start(bridge.run)
-            cluster_port = await root.start(
-                lambda task_status: serve_cluster(
-                    hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
-                    feeds=feeds, metrics=metrics, task_status=task_status))
-            link_states = await root.start(lambda task_status: serve_links(
-                hub, links, metrics=metrics, task_status=task_status))
+            follower = Follower(role, hub) if role is not None and not role.primary else None
+            primary = Primary(role, hub) if role is not None and role.primary else None
+            bridge = None
+            cluster_port, link_states = 0, []
+            if follower is not None:  # ingress belongs to the primary: only mirror its spots
+                await root.start(follower.run)
+            else:
+                await root.start(hub.run)
+                await root.start(listen_qsos, db, hub)
+                bridge = Bridge(hub, config.redis_url, node_id=config.node_id) if config.redis_url else None
+                if bridge is not None:
+                    await root.start(bridge.run)
+                cluster_port = await root.start(
+                    lambda task_status: serve_cluster(
+                        hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
+                        feeds=feeds, metrics=metrics, task_status=task_status))
+                link_states = await root.start(lambda task_status: serve_links(
+                    hub, links, metrics=metrics, task_status=task_status))
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             imports = JobRunner(db)
             await root.start(imports.run)
@@ -103,12 +113,19 @@ async def run(config: Config, *, handle_signals: bool = True,
             state.health_extras["firehose"] = firehose.statistics
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
+            if role is not None:
+                state.health_extras["workers"] = lambda: {"this": role.index, "all": read_status(role.status)}
+            if follower is not None:
+                state.forward_spot = follower.forward
             app = create_app(state)
             stop_http = trio.Event()
             async with trio.open_nursery() as front:
                 http_port = await front.start(lambda task_status: serve_public(
                     app, firehose, config.http.host, config.http.port, ssl_context=ssl_context,
-                    grace=config.shutdown_grace, shutdown=stop_http, task_status=task_status))
+                    grace=config.shutdown_grace, shutdown=stop_http, reuse_port=role is not None,
+                    task_status=task_status))
+                if primary is not None:  # last: the supervisor takes the intake socket as "ready"
+                    await front.start(primary.serve_intake)
                 log.info("hamsrv ready: http %s:%d, cluster %s:%d", config.http.host, http_port,
                          config.cluster.host, cluster_port)
                 task_status.started(Running(http_port, cluster_port, db, hub, shutdown))

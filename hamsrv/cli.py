@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import warnings
@@ -43,9 +44,14 @@ async def _with_db(cfg: config_mod.Config, action: Callable[[Database], Awaitabl
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from hamsrv import app
+    from hamsrv import app, workers
 
-    trio.run(app.run, _config(args))
+    config = _config(args)
+    role = workers.worker_role()
+    if role is None and config.workers > 1:
+        trio.run(workers.supervise, config)
+    else:
+        trio.run(functools.partial(app.run, config, role=role))
     return 0
 
 

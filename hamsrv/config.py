@@ -59,6 +59,13 @@ def parse_positive(kind: type) -> Callable[[str], Any]:
     return check
 
 
+def parse_workers(text: str) -> int:
+    """A number of worker processes, or `auto` for one per core."""
+    if text.strip().lower() == "auto":
+        return os.cpu_count() or 1
+    return int(parse_positive(int)(text))
+
+
 def _optional_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -101,6 +108,9 @@ class Config:
         "env": "HAMSRV_MAX_UPLOAD_MB", "parse": parse_positive(int), "help": "largest ADIF upload (MiB)"})
     ws_per_ip: int = field(default=200, metadata={
         "env": "HAMSRV_WS_PER_IP", "parse": parse_positive(int), "help": "firehose connections per IP"})
+    workers: int = field(default=1, metadata={
+        "env": "HAMSRV_WORKERS", "parse": parse_workers,
+        "help": "worker processes sharing the public port and one spot ring (a number, or auto)"})
     redis_url: str | None = field(default=None, metadata={
         "env": "HAMSRV_REDIS_URL", "parse": parse_url(("redis", "unix")),
         "help": "Redis for cross-node spot fan-out (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)"})

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg
 import trio
@@ -114,3 +115,10 @@ def json_value(value: Any) -> Any:
     return value
 
 
+def conninfo_url(conninfo: str) -> str:
+    """A postgresql:// URL (as HAMSRV_DATABASE_URL takes) for a URL or a key=value conninfo string."""
+    if conninfo.startswith(("postgresql://", "postgres://")):
+        return conninfo
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    dbname = str(params.pop("dbname", ""))
+    return f"postgresql:///{quote(dbname)}?" + urlencode({k: str(v) for k, v in params.items()})

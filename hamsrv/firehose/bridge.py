@@ -32,25 +32,37 @@ _BATCH = 500
 _BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
-def spot_to_wire(spot: Spot, node: str, seq: int) -> bytes:
-    """msgpack map of every Spot field (time as POSIX seconds) plus the origin node and its sequence."""
+def spot_fields(spot: Spot) -> dict[str, Any]:
+    """Every Spot field but the ring id, msgpack-ready (time as POSIX seconds)."""
     body: dict[str, Any] = {f.name: getattr(spot, f.name) for f in fields(Spot) if f.name != "id"}
     body["time"] = spot.time.timestamp()
-    return msgpack.packb({"node": node, "seq": seq, "spot": body})
+    return body
+
+
+def spot_from_fields(body: Any) -> Spot:
+    """The inverse of spot_fields; raises ValueError for anything else."""
+    try:
+        values = dict(body)
+        when = float(values.pop("time"))
+        if not math.isfinite(when):
+            raise ValueError("time is not finite")
+        known = {f.name for f in fields(Spot)}
+        return Spot(time=datetime.fromtimestamp(when, UTC), **{k: v for k, v in values.items() if k in known})
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"not a spot: {exc}") from None
+
+
+def spot_to_wire(spot: Spot, node: str, seq: int) -> bytes:
+    """A stream entry: msgpack of the spot's fields plus the origin node and its sequence number."""
+    return msgpack.packb({"node": node, "seq": seq, "spot": spot_fields(spot)})
 
 
 def spot_from_wire(data: bytes) -> tuple[str, int, Spot]:
     """(node, seq, spot); raises ValueError for anything that is not a spot entry of ours."""
     try:
         entry = msgpack.unpackb(data)
-        body = dict(entry["spot"])
-        when = float(body.pop("time"))
-        if not math.isfinite(when):
-            raise ValueError("time is not finite")
-        known = {f.name for f in fields(Spot)}
-        spot = Spot(time=datetime.fromtimestamp(when, UTC), **{k: v for k, v in body.items() if k in known})
-        return str(entry["node"]), int(entry["seq"]), spot
-    except (KeyError, TypeError, ValueError, OverflowError, msgpack.UnpackException) as exc:
+        return str(entry["node"]), int(entry["seq"]), spot_from_fields(entry["spot"])
+    except (KeyError, TypeError, ValueError, msgpack.UnpackException) as exc:
         raise ValueError(f"not a hamsrv spot entry: {exc}") from None
 
 

@@ -70,6 +70,19 @@ class SpotRing:
         self.trim(now)
         return entry
 
+    def mirror(self, seq: int, spot: Spot, encoded: bytes, now: float) -> RingEntry:
+        """Append a spot another process already numbered and encoded (the shared-memory ring).
+        A jump in numbering (this reader was lapped) drops the held window: clients then get a gap."""
+        if seq <= self.last_seq:
+            raise ValueError(f"spot {seq} is not newer than {self.last_seq}")
+        if seq != self.last_seq + 1:
+            self._entries, self._head = [], 0
+        self.last_seq = spot.id = seq
+        entry = RingEntry(seq, spot, encoded, now)
+        self._entries.append(entry)
+        self.trim(now)
+        return entry
+
     def trim(self, now: float) -> None:
         entries, head = self._entries, self._head
         limit = now - self.max_age

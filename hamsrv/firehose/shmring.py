@@ -37,11 +37,12 @@ class Lapped(Exception):
 
 
 class SharedRing:
-    """Create with `SharedRing.create(...)` in the writer; open by name with `SharedRing.attach(name)`."""
+    """Create with `SharedRing.create(...)`; open by name in other processes with `SharedRing.attach(name)`."""
 
-    def __init__(self, shm: shared_memory.SharedMemory, *, owner: bool):
+    def __init__(self, shm: shared_memory.SharedMemory, *, owner: bool, writer: bool):
         self._shm = shm
-        self._owner = owner
+        self._owner = owner  # frees the memory on close
+        self._writer = writer
         buf = shm.buf
         assert buf is not None
         magic, _version, self.slots, self.capacity, _, _ = _HEADER.unpack_from(buf, 0)
@@ -60,16 +61,17 @@ class SharedRing:
         shm = shared_memory.SharedMemory(name=name, create=True, size=size)
         assert shm.buf is not None
         _HEADER.pack_into(shm.buf, 0, _MAGIC, 1, slots, capacity, 0, 0)
-        return cls(shm, owner=True)
+        return cls(shm, owner=True, writer=True)
 
     @classmethod
-    def attach(cls, name: str) -> SharedRing:
-        """Open an existing ring by name (in a reader process). Raises FileNotFoundError if gone."""
+    def attach(cls, name: str, *, writer: bool = False) -> SharedRing:
+        """Open an existing ring by name in another process (the one `writer` among them may append).
+        Raises FileNotFoundError if it is gone."""
         shm = shared_memory.SharedMemory(name=name)
         # A reader must not have Python's resource tracker unlink the writer's memory when it exits
         # (Python 3.13 has `track=False` for this).
         resource_tracker.unregister(shm._name, "shared_memory")  # type: ignore[attr-defined]
-        return cls(shm, owner=False)
+        return cls(shm, owner=False, writer=writer)
 
     @property
     def name(self) -> str:
@@ -90,9 +92,9 @@ class SharedRing:
         return max(1, self.last_seq - self.slots + 1)
 
     def append(self, record: bytes) -> int:
-        """Write one record; returns its sequence number. Only the creating process may write."""
-        if not self._owner:
-            raise PermissionError("only the process that created the ring writes to it")
+        """Write one record; returns its sequence number. One process at a time may write."""
+        if not self._writer:
+            raise PermissionError("this process opened the ring for reading")
         n = len(record)
         if n > self.max_record:
             raise ValueError(f"record of {n} bytes is larger than the ring allows ({self.max_record})")

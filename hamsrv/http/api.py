@@ -18,7 +18,6 @@ from hamsrv.db.database import Row, json_value
 from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
-from hamsrv.firehose.ring import spot_to_dict
 from hamsrv.firehose.spot_input import spot_from_json
 from hamsrv.http import imports, propagation
 from hamsrv.http.common import (
@@ -32,6 +31,7 @@ from hamsrv.http.common import (
 )
 from hamsrv.http.qso_input import row_from_json
 from hamsrv.model import normalize_band
+from hamsrv.workers import SpotIntakeUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +189,13 @@ def create_app(state: AppState) -> QuartTrio:
     @authenticated
     async def post_spot(user: Row) -> Response:
         spot = spot_from_json(await json_body(), spotter=user["callsign"])
-        entry = state.hub.publish(spot)
-        if entry is None:
+        try:
+            encoded = await state.publish_spot(spot)
+        except SpotIntakeUnavailable as exc:
+            return error(503, str(exc))
+        if encoded is None:
             return error(409, "duplicate spot (same call, spotter, frequency and minute within the hour)")
-        response = jsonify(spot_to_dict(entry.spot))
-        response.status_code = 201
-        return response
+        return Response(encoded, status=201, content_type="application/json")
 
     imports.register(app, state)
     return app

@@ -18,6 +18,7 @@ from hamsrv.firehose.hub import Hub
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.model import Spot
 from hamsrv.propagation import SolarReading
 
 Handler = Callable[..., Awaitable[Any]]
@@ -40,6 +41,15 @@ class AppState:
     max_upload_bytes: int = 512 << 20
     web_dir: Path = Config.web_dir
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
+    forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
+
+    async def publish_spot(self, spot: Spot) -> bytes | None:
+        """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None
+        for a duplicate."""
+        if self.forward_spot is not None:
+            return await self.forward_spot(spot)
+        entry = self.hub.publish(spot)
+        return entry.json if entry is not None else None
 
 
 class ApiError(Exception):

@@ -99,7 +99,7 @@ def hypercorn_config(grace: float) -> HypercornConfig:
 
 async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, port: int, *,
                        ssl_context: ssl.SSLContext | None = None, grace: float = 4.0,
-                       shutdown: trio.Event | None = None,
+                       shutdown: trio.Event | None = None, reuse_port: bool = False,
                        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve until cancelled or until `shutdown` is set; then stop accepting, let requests in flight
     finish for up to `grace` seconds, and return. started() reports the bound port."""
@@ -108,7 +108,7 @@ async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, po
     context = WorkerContext(None)
     lifespan_state: dict[str, Any] = {}
     lifespan = Lifespan(wrapped, config, lifespan_state)
-    listeners = await open_listeners(host, port)
+    listeners = await open_listeners(host, port, reuse_port=reuse_port)
     bound = listeners[0].socket.getsockname()[1]
 
     async def handle(stream: trio.SocketStream) -> None:
