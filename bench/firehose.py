@@ -31,6 +31,7 @@ from bench.report import percentile, write_reports
 from bench.servers import (
     PEER_NAMES,
     SERVER_NAMES,
+    VARIANT_NAMES,
     RunningServer,
     ServerOptions,
     ServerUnavailable,
@@ -267,7 +268,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", help="file name stem (default firehose-<matrix>)")
     args = parser.parse_args(argv)
-    unknown = set(args.servers) - set(SERVER_NAMES)
+    unknown = set(args.servers) - set(SERVER_NAMES) - set(VARIANT_NAMES)
     if unknown:
         parser.error(f"unknown server(s) {', '.join(sorted(unknown))}; choose from "
                      f"{', '.join(SERVER_NAMES)}")

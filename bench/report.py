@@ -176,8 +176,8 @@ def write_chart(runs: list[Run], path: Path) -> None:
     for column, rate in enumerate(rates):
         top, bottom = axes[0][column], axes[1][column]
         for server in sorted({run["server"] for run in done}):
-            points = sorted((run["clients"], run) for run in done
-                            if run["server"] == server and run["rate"] == rate)
+            points = sorted(((run["clients"], run) for run in done
+                             if run["server"] == server and run["rate"] == rate), key=lambda p: p[0])
             if points:
                 xs = [c for c, _ in points]
                 top.plot(xs, [r["deliveries_per_s"] for _, r in points], "o-", label=server)

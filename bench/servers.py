@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import os
 import shutil
 import signal
@@ -35,6 +34,8 @@ SERVER_NAMES = ("hamsrv", "websockets", "node", "nchan", "prototype")
 # DESIGN.md measured, run here so that hamsrv is compared with it on the same machine in the same run.
 PROTOTYPE = REPO_DIR.parent / "shared" / "prototypes" / "firehose_prototype.py"
 PEER_NAMES = SERVER_NAMES[1:]
+# Asked for by name only: hamsrv with two worker processes sharing the shared-memory ring (issue 20).
+VARIANT_NAMES = ("hamsrv-w2",)
 
 
 class ServerUnavailable(Exception):
@@ -46,6 +47,7 @@ class ServerOptions:
     cpus: str = "0"
     hamsrv_command: list[str] = field(default_factory=list)
     start_timeout: float = 90.0
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
 
 
 @dataclass
@@ -98,12 +100,13 @@ def free_ports(count: int) -> list[int]:
 
 
 def hamsrv_command() -> list[str]:
+    """hamsrv from this checkout (the server runs with this repository as its working folder), else
+    whatever `hamsrv` script is installed."""
+    if (REPO_DIR / "hamsrv" / "cli.py").exists():
+        return [sys.executable, "-m", "hamsrv.cli"]
     if shutil.which("hamsrv"):
         return ["hamsrv"]
-    for module in ("hamsrv.__main__", "hamsrv.cli"):
-        if importlib.util.find_spec(module) is not None:
-            return [sys.executable, "-m", module.removesuffix(".__main__")]
-    raise ServerUnavailable("hamsrv is not runnable (no `hamsrv` command, no hamsrv.cli module)")
+    raise ServerUnavailable("hamsrv is not runnable (no hamsrv/cli.py here, no `hamsrv` command)")
 
 
 def nchan_module() -> Path:
@@ -150,7 +153,7 @@ async def healthz_ok(port: int) -> bool:
 
 async def is_ready(server: RunningServer) -> bool:
     """Both ports accept, and hamsrv also answers GET /healthz with 200 (database migrated)."""
-    if server.name == "hamsrv" and not await healthz_ok(server.ws_port):
+    if server.name.startswith("hamsrv") and not await healthz_ok(server.ws_port):
         return False
     return await port_accepts(server.ws_port) and await port_accepts(server.ingress_port)
 
@@ -158,9 +161,11 @@ async def is_ready(server: RunningServer) -> bool:
 async def start_server(name: str, options: ServerOptions, workdir: Path) -> RunningServer:
     """Start server `name` pinned to options.cpus and return once it accepts subscribers."""
     ws_port, ingress_port = free_ports(2)
-    env = dict(os.environ)
+    env = dict(os.environ) | options.env
     exclude: tuple[str, ...] = ()
-    if name == "hamsrv":
+    if name in ("hamsrv", "hamsrv-w2"):
+        if name == "hamsrv-w2":
+            env["HAMSRV_WORKERS"] = "2"
         command = (options.hamsrv_command or hamsrv_command()) + [
             "serve", "--http", f"127.0.0.1:{ws_port}", "--cluster", f"127.0.0.1:{ingress_port}"]
         # The load generator connects from a few 127.0.0.x addresses: lift the per-IP connection limit.

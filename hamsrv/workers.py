@@ -17,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import operator
 import os
 import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +74,23 @@ class WorkerRole:
         return cls(**{**values, "wake": tuple(values["wake"])})
 
 
+# Every Spot field in declaration order, so a record decodes positionally (fast).
+_RECORD_FIELDS = tuple(f.name for f in fields(Spot))
+_TIME_AT = _RECORD_FIELDS.index("time")
+_record_values = operator.attrgetter(*_RECORD_FIELDS)
+
+
 def encode_record(entry: RingEntry) -> bytes:
-    """A shared-ring record: the spot's fields and its JSON, encoded once by the primary."""
-    return msgpack.packb([spot_fields(entry.spot), entry.json])
+    """A shared-ring record: the spot's JSON (encoded once by the primary) and its fields."""
+    values = list(_record_values(entry.spot))
+    values[_TIME_AT] = entry.spot.time.timestamp()
+    return msgpack.packb([entry.json, values])
 
 
 def decode_record(data: bytes) -> tuple[Spot, bytes]:
-    fields_, encoded = msgpack.unpackb(data)
-    return spot_from_fields(fields_), encoded
+    encoded, values = msgpack.unpackb(data)
+    values[_TIME_AT] = datetime.fromtimestamp(values[_TIME_AT], UTC)
+    return Spot(*values), encoded
 
 
 def load_history(shared: SharedRing, hub: Hub) -> None:

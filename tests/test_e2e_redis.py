@@ -13,9 +13,9 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
+from bench.peers.redis_server import RedisServer
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
-from tests.redis_server import RedisServer
 from tests.test_e2e_firehose import read_until
 
 

@@ -9,6 +9,7 @@ import random
 import signal
 import socket
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,8 +19,10 @@ from trio_websocket import WebSocketConnection, open_websocket_url
 
 from hamsrv import config as config_mod
 from hamsrv.db.database import Database
+from hamsrv.firehose.ring import RingEntry, encode_spot
 from hamsrv.identity.tokens import add_user, issue_token
-from hamsrv.workers import supervise
+from hamsrv.model import Spot
+from hamsrv.workers import decode_record, encode_record, supervise
 from tests.test_e2e_firehose import read_until
 
 
@@ -152,3 +155,13 @@ async def _open_ws(url: str, task_status: trio.TaskStatus[WebSocketConnection]) 
     async with open_websocket_url(url) as ws:
         task_status.started(ws)
         await trio.sleep_forever()
+
+
+def test_record_round_trip() -> None:
+    """What the primary writes to the shared ring is what a follower reads back, field for field."""
+    spot = Spot("DL1ABC", 14025.0, "K1ABC", "cq test", datetime(2026, 12, 3, 12, 30, 15, tzinfo=UTC),
+                band="20m", mode="CW", dxcc=291, country="United States", cont="NA", cqz=5, snr=12,
+                skimmer=True, source="feed", origin="DB0SUE", extra={"dx_grid": "FN31"})
+    spot.id = 42
+    back, encoded = decode_record(encode_record(RingEntry(42, spot, encode_spot(spot), 0.0)))
+    assert back == spot and encoded == encode_spot(spot)

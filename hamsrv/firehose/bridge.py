@@ -148,10 +148,15 @@ class Bridge:
                                         "STREAMS", self.stream, self._last_id)
             if not reply:
                 continue
+            before = self.stats.received
             for _key, items in reply:  # type: ignore[attr-defined]
                 for entry_id, values in items:
                     self._last_id = entry_id.decode()
                     self._receive(dict(zip(values[::2], values[1::2], strict=True)).get(b"d", b""))
+            if self.stats.received != before:
+                # These spots already waited for a tick on their node: announce them now rather than
+                # make them wait for a second one here (Redis delivers at most one batch per remote tick).
+                self.hub.flush_tick()
 
     def _receive(self, data: bytes) -> None:
         try:

@@ -15,11 +15,11 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.peers.redis_server import RedisServer
 from hamsrv.firehose.bridge import Bridge, spot_from_wire, spot_to_wire
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.resp import Redis, RedisError, encode_command, parse_url
 from hamsrv.model import Spot
-from tests.redis_server import RedisServer
 
 
 @pytest.fixture

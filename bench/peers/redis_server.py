@@ -1,4 +1,4 @@
-"""A real `redis-server` for the tests, on a unix socket in a temporary folder; it can be stopped and
+"""A real `redis-server` for the tests and bench/, on a unix socket in a temporary folder; it can be stopped and
 started again on the same socket to test outages."""
 
 from __future__ import annotations
