@@ -115,6 +115,12 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:
                 state.health_extras["workers"] = lambda: {"this": role.index, "all": read_status(role.status)}
+                metrics.labelled_gauge("hamsrv_worker_up", "Worker processes running (1) or restarting (0)",
+                                       "worker", lambda: {str(w["worker"]): float(w["up"])
+                                                          for w in read_status(role.status)})
+                metrics.labelled_gauge("hamsrv_worker_restarts", "Times the supervisor restarted a worker",
+                                       "worker", lambda: {str(w["worker"]): float(w["restarts"])
+                                                          for w in read_status(role.status)})
             if follower is not None:
                 state.forward_spot = follower.forward
             app = create_app(state)

@@ -119,17 +119,22 @@ async def _exercise(port: int, token: str, cluster_port: int) -> list[int]:
                 assert got[6]["dx"] == "IP0TRC" and [s["id"] for s in got] == list(range(1, 8))
             await telnet.aclose()
 
-            # A follower killed: restarted; its clients resume with since and miss nothing.
+            # A follower killed under load (a feed keeps sending): restarted; a client resuming with
+            # since misses nothing of what the feed sent meanwhile.
             status = (await health(client))["workers"]["all"]
-            os.kill(status[1]["pid"], signal.SIGKILL)
-            with trio.fail_after(20):
-                while not (s := (await health(client))["workers"]["all"])[1]["up"] or s[1]["restarts"] < 1:
-                    await trio.sleep(0.1)
-            r = await client.post("/api/spots", json={"dx": "VK2ABC", "freq": 14030.0})
-            assert r.status_code in (201, 503), r.text  # 503 while the follower waited on a dead primary
+            async with trio.open_nursery() as load:
+                load.start_soon(_feed, cluster_port, 40)
+                await trio.sleep(0.5)
+                os.kill(status[1]["pid"], signal.SIGKILL)
+                with trio.fail_after(20):
+                    while not (s := (await health(client))["workers"]["all"])[1]["up"] or s[1]["restarts"] < 1:
+                        await trio.sleep(0.1)
+            metrics = (await client.get("/metrics")).text
+            assert 'hamsrv_worker_restarts{worker="1"} 1' in metrics and 'hamsrv_worker_up{worker="1"} 1' in metrics
             async with open_websocket_url(f"ws://127.0.0.1:{port}/ws/firehose?since=6") as ws:
-                got = await spots_until(ws, 1)
-                assert got[0]["id"] == 7 and got[0]["dx"] == "IP0TRC"
+                got = await spots_until(ws, 41)
+                assert [s["id"] for s in got] == list(range(7, 48))
+                assert [s["dx"] for s in got[1:]] == [f"K{i}LOAD" for i in range(40)]
 
             # The primary killed: restarted with the ring's history; numbering continues.
             os.kill(status[0]["pid"], signal.SIGKILL)
@@ -142,13 +147,27 @@ async def _exercise(port: int, token: str, cluster_port: int) -> list[int]:
                             if r.status_code == 201:
                                 break
                     await trio.sleep(0.2)
-            assert r.json()["id"] > 7
+            assert r.json()["id"] > 47
             history = (await client.get("/api/spots", params={"since": "0"})).json()["spots"]
             assert [h["dx"] for h in history][:7] == [f"JA{i}XYZ" for i in range(6)] + ["IP0TRC"]
             for ws in clients:
                 await ws.aclose()
             n.cancel_scope.cancel()
         return [w["pid"] for w in (await health(client))["workers"]["all"]]
+
+
+async def _feed(port: int, count: int) -> None:
+    """A feed (127.0.0.1 is one in the tests' config) pushing `count` `DX de` lines, ten a second."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    buf = bytearray()
+    await read_until(stream, b"login: ", buf)
+    await stream.send_all(b"g4xyz\r\n")
+    for i in range(count):
+        dx = f"K{i}LOAD"
+        now = datetime.now(UTC).strftime("%H%M")
+        await stream.send_all(f"DX de G4XYZ:    {14000 + 2 * i:8.1f}  {dx:<12} load{i:<26} {now}Z\r\n".encode())
+        await trio.sleep(0.1)
+    await stream.aclose()
 
 
 async def _open_ws(url: str, task_status: trio.TaskStatus[WebSocketConnection]) -> None:

@@ -121,12 +121,34 @@ async def test_outage_catches_up_without_loss_or_duplicates(redis: RedisServer, 
     for n in range(5):
         a.publish(make_spot(f"K1OUT{n}"))
         b.publish(make_spot(f"K2OUT{n}"))
-    await trio.sleep(1.5)
+    await trio.sleep(10)  # ten seconds without Redis
     redis.start()
     want = sorted(["K1BEFORE"] + [f"K1OUT{n}" for n in range(5)] + [f"K2OUT{n}" for n in range(5)])
     await wait_for(lambda: len(dxs(a)) >= 10 and len(dxs(b)) >= 11, timeout=30)
     await trio.sleep(0.5)
     assert sorted(dxs(a)) == want and sorted(dxs(b)) == want
+
+
+async def test_node_killed_and_restarted(redis: RedisServer, nursery: trio.Nursery) -> None:
+    """A node that dies and comes back under the same id: no echo, no duplicate, spots flow both ways."""
+    (a,) = await start_nodes(nursery, redis.url, 1, "a")
+    with trio.CancelScope() as b_scope:
+        async with trio.open_nursery() as b_nursery:
+            (b,) = await start_nodes(b_nursery, redis.url, 1, "b")
+            await trio.sleep(0.3)
+            b.publish(make_spot("K2FIRST"))
+            await wait_for(lambda: dxs(a) == ["K2FIRST"])
+            b_scope.cancel()  # node b dies
+    a.publish(make_spot("K1WHILEDOWN"))
+    await trio.sleep(0.3)  # in the stream before b comes back
+    (b2,) = await start_nodes(nursery, redis.url, 1, "b")
+    await trio.sleep(0.3)
+    a.publish(make_spot("K1AFTER"))
+    b2.publish(make_spot("K2AFTER"))
+    await wait_for(lambda: len(dxs(a)) >= 4 and len(dxs(b2)) >= 2)
+    await trio.sleep(0.5)
+    assert sorted(dxs(a)) == ["K1AFTER", "K1WHILEDOWN", "K2AFTER", "K2FIRST"]
+    assert sorted(dxs(b2)) == ["K1AFTER", "K2AFTER"]  # a new node starts at the stream's end
 
 
 async def test_node_restart_reads_from_the_stream(redis: RedisServer, nursery: trio.Nursery) -> None:
