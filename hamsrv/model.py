@@ -72,6 +72,16 @@ class Spot:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def bounded_int(text: str, hi: int) -> int | None:
+    """`text` as a whole number from 0 to `hi`, else None. The digits are counted before int(), which
+    refuses numbers over 4,300 digits with a ValueError (and would spend time on long ones)."""
+    digits = text.strip().lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdecimal()) or len(digits) > len(str(hi)):
+        return None
+    value = int(digits)
+    return value if value <= hi else None
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 when the bytes are UTF-8, else Latin-1: old cluster nodes and hand-edited files use it."""
     try:

@@ -11,7 +11,9 @@ kept, so framing stays intact) and it becomes a cursor into the spot ring. Its w
 ring, one bounded frame at a time, only when the socket has taken everything else; when the cursor
 reaches the live position the client rejoins its group. If the ring has moved past the cursor the
 client first gets a gap message. So server memory per slow client is at most one frame, never a queue.
-A client that stops reading altogether stops answering pings and is closed (1011) by the keepalive.
+Replies to the client's own messages (pong, subscribed, error) are bounded by `max_pending` too: a client
+that keeps sending but never reads is closed (1008). Only pongs count as signs of life: a client that
+stops answering pings is closed (1008) by the keepalive, whatever else it sends.
 
 TLS streams have no file descriptor we may write to: their frames always go through the same bounded
 queue and are sent by the writer task with `send_all` (correct; not the fast path).
@@ -222,8 +224,8 @@ class Firehose:
         # so no tick can slip a frame in before it and none is missed after it.
         self._send(client, upgrade.response)
         self._clients.add(client)
-        if since is not None:  # announce spots still waiting for the tick, so `since` splits replay/live exactly
-            self.hub.flush_tick()
+        # Replay runs up to the last announced spot and the next tick brings the rest, so `since`
+        # never needs an early tick (which would let clients defeat the batching).
         live = self.hub.announced_seq
         if since is None or since >= live:
             self._join(client)
@@ -488,7 +490,6 @@ class Firehose:
         with c.read_scope:
             while True:
                 if data:
-                    c.last_heard = trio.current_time()
                     reader.receive_data(data)
                     while (event := reader.next_event()) is not None:
                         if self._on_event(c, event):
@@ -506,7 +507,9 @@ class Firehose:
             self._on_subscribe(c, event.text)
         elif isinstance(event, ws.Ping):
             if not c.close_sent:
-                self._send(c, ws.encode_frame(ws.OP_PONG, event.payload))
+                self._reply(c, ws.encode_frame(ws.OP_PONG, event.payload))
+        elif isinstance(event, ws.Pong):
+            c.last_heard = trio.current_time()
         elif isinstance(event, ws.BinaryMessage):
             self._send_error(c, InputError("binary messages are not understood: send JSON text"))
         elif isinstance(event, ws.Close):
@@ -515,7 +518,7 @@ class Firehose:
         elif isinstance(event, ws.ProtocolError):
             self._close(c, event.code, event.reason)
             return True
-        return False  # a Pong: last_heard is already updated
+        return False
 
     def _on_subscribe(self, c: _Client, text: str) -> None:
         if c.close_sent:
@@ -528,16 +531,23 @@ class Firehose:
         if not c.behind:  # a behind client picks the new filter up in its next replay step
             self._leave(c)
             self._join(c)
-        self._send(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
+        self._reply(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
 
     def _send_error(self, c: _Client, exc: InputError) -> None:
         message: dict[str, object] = {"type": "error", "error": str(exc)}
         if exc.field:
             message["field"] = exc.field
-        self._send(c, control_frame(message))
+        self._reply(c, control_frame(message))
+
+    def _reply(self, c: _Client, frame: bytes) -> None:
+        """Answer a client's message, unless its unread replies pass the limit: then close it (1008)."""
+        if c.pending_bytes + len(frame) > self.max_pending:
+            self.timeouts.inc()
+            return self._close(c, ws.CloseCode.POLICY_VIOLATION, "too many unread replies")
+        self._send(c, frame)
 
     async def _keepalive(self, c: _Client) -> None:
-        """Ping every ping_interval; close (1011) a client not heard from within pong_timeout."""
+        """Ping every ping_interval; close (1008) a client whose last pong is older than pong_timeout."""
         with c.keepalive_scope:
             while not c.close_sent:
                 await trio.sleep(self.ping_interval)
@@ -545,7 +555,7 @@ class Firehose:
                     return
                 if trio.current_time() - c.last_heard > self.pong_timeout:
                     self.timeouts.inc()
-                    return self._close(c, ws.CloseCode.INTERNAL_ERROR, "keepalive timeout: no pong")
+                    return self._close(c, ws.CloseCode.POLICY_VIOLATION, "keepalive timeout: no pong")
                 self._send(c, ws.encode_frame(ws.OP_PING, b""))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from hamsrv.errors import InputError
-from hamsrv.model import Spot, normalize_band
+from hamsrv.model import Spot, bounded_int, normalize_band
 
 CONTINENTS = frozenset({"AF", "AN", "AS", "EU", "NA", "OC", "SA"})
 MAX_FILTER_VALUES = 400
@@ -72,10 +72,10 @@ def _continent(field: str) -> _Parser:
 
 
 def _dxcc(value: str | int) -> int:
-    text = str(value).strip()
-    if not text.isdecimal() or int(text) > 999:
-        raise InputError(f"invalid DXCC entity number {value!r}", field="dxcc")
-    return int(text)
+    number = bounded_int(str(value)[:40], 999)
+    if number is None:
+        raise InputError(f"invalid DXCC entity number {str(value)[:40]!r}", field="dxcc")
+    return number
 
 
 _FIELD_PARSERS = {"band": _band, "mode": _mode, "cont": _continent("cont"), "dxcc": _dxcc,
@@ -112,15 +112,18 @@ def parse_filter(fields: Mapping[str, object]) -> SpotFilter:
     return SpotFilter(**chosen)
 
 
+MAX_SPOT_ID = 2**62
+
+
 def parse_query(query: str) -> tuple[SpotFilter, int | None]:
     """`band=20m,40m&mode=CW&since=123` -> (filter, since); repeated fields add values."""
     fields: dict[str, list[str]] = {}
     since: int | None = None
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "since":
-            if not value.strip().isdecimal():
-                raise InputError(f"since must be a spot id (a non-negative integer), not {value!r}", field="since")
-            since = int(value)
+            since = bounded_int(value, MAX_SPOT_ID)
+            if since is None:
+                raise InputError(f"since must be a spot id (a whole number), not {value[:40]!r}", field="since")
         else:
             fields.setdefault(name, []).append(value)
     return parse_filter(fields), since

@@ -29,6 +29,9 @@ _DATA_OPCODES = frozenset((OP_CONTINUATION, OP_TEXT, OP_BINARY))
 _CONTROL_OPCODES = frozenset((OP_CLOSE, OP_PING, OP_PONG))
 
 DEFAULT_MAX_MESSAGE = 64 * 1024  # clients only send small subscribe messages; this is a security limit
+# A message in more pieces than this is an attack, not a browser: 1,000 empty continuation frames cost
+# a peer 6 kB and would otherwise keep a message open (and, kept as a list, memory growing) for ever.
+DEFAULT_MAX_FRAGMENTS = 64
 MAX_CONTROL_PAYLOAD = 125  # RFC 6455 5.5
 
 
@@ -142,13 +145,15 @@ class FrameReader:
     one frame of at most `max_message_size` plus what the caller fed in one call.
     """
 
-    def __init__(self, *, expect_masked: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE):
+    def __init__(self, *, expect_masked: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE,
+                 max_fragments: int = DEFAULT_MAX_FRAGMENTS):
         self.expect_masked = expect_masked
         self.max_message_size = max_message_size
+        self.max_fragments = max_fragments
         self._buffer = bytearray()
         self._message_opcode: int | None = None  # opcode of a fragmented message in progress
-        self._fragments: list[bytes] = []
-        self._fragments_size = 0
+        self._message = bytearray()  # the fragments so far, joined: bounded by max_message_size
+        self._fragment_count = 0
         self.finished = False
 
     def receive_data(self, data: bytes) -> None:
@@ -164,7 +169,7 @@ class FrameReader:
             if isinstance(event, ProtocolError | Close):
                 self.finished = True
                 self._buffer = bytearray()
-                self._fragments = []
+                self._message = bytearray()
             if event is not None:
                 return event
         return None
@@ -196,7 +201,7 @@ class FrameReader:
             if len(buf) < 10:
                 return None
             length, offset = struct.unpack_from("!Q", buf, 2)[0], 10
-        if opcode in _DATA_OPCODES and self._fragments_size + length > self.max_message_size:
+        if opcode in _DATA_OPCODES and len(self._message) + length > self.max_message_size:
             return ProtocolError(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self.max_message_size} bytes")
         if masked:
             offset += 4
@@ -223,13 +228,15 @@ class FrameReader:
             return ProtocolError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented message")
         else:
             self._message_opcode = opcode
-        self._fragments.append(payload)
-        self._fragments_size += len(payload)
+        self._fragment_count += 1
+        if self._fragment_count > self.max_fragments:
+            return ProtocolError(CloseCode.POLICY_VIOLATION, f"message in more than {self.max_fragments} fragments")
+        self._message += payload
         if not fin:
             return None
-        data = b"".join(self._fragments)
+        data = bytes(self._message)
         message_opcode = self._message_opcode
-        self._message_opcode, self._fragments, self._fragments_size = None, [], 0
+        self._message_opcode, self._message, self._fragment_count = None, bytearray(), 0
         if message_opcode == OP_BINARY:
             return BinaryMessage(data)
         try:

@@ -35,6 +35,8 @@ from hamsrv.workers import SpotIntakeUnavailable
 
 log = logging.getLogger(__name__)
 
+SPOTS_SCAN = 20_000  # ring entries one /api/spots request may examine (the ring holds up to 200,000)
+
 
 def qso_json(row: Row) -> dict[str, Any]:
     return {k: json_value(v) for k, v in row.items() if k not in ("owner_id", "start_minute")}
@@ -176,13 +178,20 @@ def create_app(state: AppState) -> QuartTrio:
         since = parse_int("since", args.get("since"), 0, 0, 2**62)
         limit = parse_int("limit", args.get("limit"), 100, 1, 1000)
         spot_filter = parse_filter({k: args.getlist(k) for k in args if k not in ("since", "limit")})
-        ring = state.hub.ring
+        ring, live = state.hub.ring, state.hub.announced_seq  # spots the firehose has sent, no later ones
+        # At most SPOTS_SCAN ring entries per request, so a filter that matches nothing stays cheap;
+        # `scanned_to` tells a client where to go on (`since=`) when the budget ran out.
         if "since" in args:  # oldest first from the cursor, as a client catching up wants them
-            picked = list(islice((e for e in ring.after(since) if spot_filter.matches(e.spot)), limit))
+            window = [e for e in ring.after(since, SPOTS_SCAN) if e.seq <= live]
+            picked = list(islice((e for e in window if spot_filter.matches(e.spot)), limit))
+            scanned_to = picked[-1].seq if len(picked) == limit else (window[-1].seq if window else since)
         else:  # the latest ones, oldest of them first
-            picked = list(islice((e for e in ring.newest_first() if spot_filter.matches(e.spot)), limit))
+            newest = (e for e in islice(ring.newest_first(), SPOTS_SCAN) if e.seq <= live)
+            picked = list(islice((e for e in newest if spot_filter.matches(e.spot)), limit))
             picked.reverse()
-        body = b'{"spots":[' + b",".join(e.json for e in picked) + b'],"last_id":%d}' % ring.last_seq
+            scanned_to = live
+        body = (b'{"spots":[' + b",".join(e.json for e in picked)
+                + b'],"last_id":%d,"scanned_to":%d}' % (live, scanned_to))
         return Response(body, content_type="application/json")  # the ring's spots are encoded already
 
     @app.post("/api/spots")

@@ -18,7 +18,7 @@ from hamsrv.firehose.hub import Hub
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
-from hamsrv.model import Spot
+from hamsrv.model import Spot, bounded_int
 from hamsrv.propagation import SolarReading
 
 Handler = Callable[..., Awaitable[Any]]
@@ -88,9 +88,10 @@ def parse_time(name: str, text: str | None) -> datetime | None:
 def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> int:
     if text is None:
         return default
-    if not text.isdecimal() or not lo <= int(text) <= hi:
+    value = bounded_int(text, hi)
+    if value is None or value < lo:
         raise ApiError(400, f"{name} must be a whole number from {lo} to {hi}", name)
-    return int(text)
+    return value
 
 
 async def json_body() -> dict[str, Any]:

@@ -436,9 +436,52 @@ async def test_ping_is_answered_and_server_pings_keep_a_live_client(start_server
 async def test_silent_client_is_closed_by_the_keepalive(start_server: StartServer) -> None:
     server = await start_server(ping_interval=0.02, pong_timeout=0.1, close_timeout=0.2)
     client = await RawClient.connect(server.port)
-    assert await client.close_code() == 1011
+    assert await client.close_code() == 1008
     assert await client.event() is None  # then the server hangs up
     assert server.firehose.statistics().timeouts == 1
+
+
+async def test_chatter_is_not_a_sign_of_life(start_server: StartServer) -> None:
+    """Issue 10: any received bytes counted as liveness. A client that keeps sending but never answers
+    the server's pings is closed by the keepalive all the same."""
+    server = await start_server(ping_interval=0.02, pong_timeout=0.2, close_timeout=0.2)
+    client = await RawClient.connect(server.port)
+    with trio.fail_after(10):
+        while server.firehose.statistics().timeouts == 0:
+            await client.send(ws.OP_TEXT, b'{"subscribe": {"band": ["20m"]}}')
+            await trio.sleep(0.01)
+    assert await client.close_code() == 1008
+    assert server.firehose.statistics().timeouts == 1
+
+
+async def test_ping_flood_without_reading_is_closed(start_server: StartServer) -> None:
+    """Issue 10: replies to a client that never reads were queued without limit."""
+    server = await start_server(max_pending=64 * 1024, close_timeout=0.2)
+    client = await RawClient.connect(server.port, rcvbuf=4096)
+    flood = ws.encode_frame(ws.OP_PING, b"x" * 125, mask=b"\x01\x02\x03\x04") * 1000
+    with trio.fail_after(30):
+        while server.firehose.statistics().timeouts == 0:
+            await client.stream.send_all(flood)
+            await trio.sleep(0)
+    with trio.fail_after(10):  # and the server hangs up (our unread pongs are dropped with us)
+        while server.firehose.statistics().clients:
+            await trio.sleep(0.05)
+    await client.stream.aclose()
+
+
+async def test_since_does_not_force_an_early_tick(start_server: StartServer) -> None:
+    """Issue 10: any `since=` connection flushed the tick, so clients could defeat the batching. Spots
+    not yet announced come with the next tick, once, after the replay."""
+    server = await start_server()
+    server.publish(3)
+    pending = server.hub.publish(make_spot(4))
+    assert pending is not None and server.hub.announced_seq == 3
+    client = await RawClient.connect(server.port, "since=1")
+    assert await client.spot_ids(3) == [2, 3]
+    assert server.hub.announced_seq == 3  # the connection did not announce spot 4
+    server.hub.flush_tick()
+    assert await client.spot_ids(4) == [4]
+    await client.stream.aclose()
 
 
 async def test_client_close_is_echoed(start_server: StartServer) -> None:

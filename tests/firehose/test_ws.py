@@ -187,6 +187,29 @@ def test_round_trip_any_payload_any_fragmentation_any_chunking(
     assert events == [expected_event(kind, payload) for (kind, payload), _ in messages] + [ws.Close(*close)]
 
 
+def test_endless_empty_continuations_are_refused_and_cost_nothing() -> None:
+    """Issue 10: FIN=0 then empty continuation frames for ever grew one list entry per 6-byte frame."""
+    reader = ws.FrameReader()
+    reader.receive_data(ws.encode_frame(ws.OP_TEXT, b"{", fin=False, mask=RFC_MASK))
+    assert reader.next_event() is None
+    empty = ws.encode_frame(ws.OP_CONTINUATION, b"", fin=False, mask=RFC_MASK)
+    for _ in range(ws.DEFAULT_MAX_FRAGMENTS - 1):
+        reader.receive_data(empty)
+        assert reader.next_event() is None
+        assert len(reader._message) == 1  # the bytes received, not one entry per frame
+    reader.receive_data(empty * 100_000)
+    event = reader.next_event()
+    assert isinstance(event, ws.ProtocolError) and event.code == ws.CloseCode.POLICY_VIOLATION
+    assert reader.finished and reader.next_event() is None
+
+
+def test_fragments_up_to_the_limit_make_one_message() -> None:
+    parts = [b"a"] * ws.DEFAULT_MAX_FRAGMENTS
+    wire = b"".join(ws.encode_frame(ws.OP_TEXT if i == 0 else ws.OP_CONTINUATION, p,
+                                    fin=i == len(parts) - 1, mask=RFC_MASK) for i, p in enumerate(parts))
+    assert read_all(wire) == [ws.TextMessage("a" * ws.DEFAULT_MAX_FRAGMENTS)]
+
+
 # ---------------------------------------------------------------- handshake
 
 RFC_REQUEST = (b"GET /ws/firehose?band=20m HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"

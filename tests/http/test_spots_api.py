@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hamsrv.http.api import SPOTS_SCAN
 from hamsrv.model import Spot
 from tests.api import Api
 
@@ -12,6 +13,7 @@ def publish(api: Api, dx: str, khz: float, band: str, cont: str) -> int:
     spot = Spot(spotter="G4XYZ", freq=khz, dx=dx, comment="", time=datetime.now(UTC), band=band, cont=cont)
     entry = api.state.hub.publish(spot)
     assert entry is not None
+    api.state.hub.flush_tick()  # what the hub's ticker does every 50 ms: the firehose has sent it
     return entry.seq
 
 
@@ -43,3 +45,30 @@ async def test_post_spot_needs_a_token_and_valid_fields(api: Api) -> None:
                             ({"dx": "IP0TRC", "freq": 7000, "spotter": "K1ABC"}, "spotter")):
             r = await client.post("/api/spots", json=body)
             assert r.status_code == 400 and r.json()["field"] == field, (body, r.text)
+
+
+async def test_history_shows_only_what_the_firehose_has_sent(api: Api) -> None:
+    """A client resuming the WebSocket with `since=last_id` then gets no spot twice."""
+    sent = publish(api, "JA1XYZ", 14025.0, "20m", "AS")
+    api.state.hub.publish(Spot(spotter="G4XYZ", freq=7010.0, dx="DL1ABC", comment="", time=datetime.now(UTC)))
+    async with api.client() as client:
+        body = (await client.get("/api/spots")).json()
+    assert [s["id"] for s in body["spots"]] == [sent] and body["last_id"] == sent
+
+
+async def test_a_filter_that_matches_nothing_scans_a_bounded_window(api: Api) -> None:
+    """Issue 10: such a request walked (and copied) all 200,000 ring entries on the event loop."""
+    hub = api.state.hub
+    for i in range(SPOTS_SCAN + 5000):
+        hub.publish(Spot(spotter="G4XYZ", freq=14000.0 + (i % 300), dx=f"K{i % 10}A{i}", comment="",
+                         time=datetime.now(UTC), band="20m", cont="EU"))
+    hub.flush_tick()
+    async with api.client() as client:
+        latest = (await client.get("/api/spots", params={"band": "2m"})).json()
+        assert latest["spots"] == [] and latest["last_id"] == hub.ring.last_seq
+        first = (await client.get("/api/spots", params={"band": "2m", "since": "0"})).json()
+        assert first["spots"] == [] and first["scanned_to"] == SPOTS_SCAN  # go on from here
+        rest = (await client.get("/api/spots", params={"band": "2m", "since": str(first["scanned_to"])})).json()
+        assert rest["spots"] == [] and rest["scanned_to"] == hub.ring.last_seq
+        few = (await client.get("/api/spots", params={"since": "0", "limit": "3"})).json()
+        assert [s["id"] for s in few["spots"]] == [1, 2, 3] and few["scanned_to"] == 3
