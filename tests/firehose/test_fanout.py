@@ -173,7 +173,8 @@ def test_query_and_filter_parsing() -> None:
     assert parse_filter({"band": ["20m"], "dxcc": [291, "230"]}).to_dict() == {"band": ["20m"], "dxcc": [230, 291]}
     bad_fields: list[tuple[dict[str, object], str]] = [
         ({"band": "21m"}, "band"), ({"cont": "XX"}, "cont"), ({"dxcc": "-1"}, "dxcc"), ({"mode": "C W"}, "mode"),
-        ({"colour": "red"}, "colour"), ({"band": [True]}, "band"), ({"spotter_cont": ["EU", 5]}, "spotter_cont")]
+        ({"colour": "red"}, "colour"), ({"band": [True]}, "band"), ({"spotter_cont": ["EU", 5]}, "spotter_cont"),
+        ({"dxcc": "9" * 5000}, "dxcc"), ({"dxcc": ["١٢"]}, "dxcc")]  # no int() of 5,000 digits, ASCII only
     for bad, field in bad_fields:
         with pytest.raises(InputError) as info:
             parse_filter(bad)
@@ -278,7 +279,8 @@ async def test_subscribe_message_replaces_filter_and_errors_keep_the_connection(
 
 async def test_bad_query_is_refused_with_400_naming_the_field(start_server: StartServer) -> None:
     server = await start_server()
-    for query, word in [("band=21m", b"band"), ("since=yesterday", b"since"), ("colour=red", b"colour")]:
+    for query, word in [("band=21m", b"band"), ("since=yesterday", b"since"), ("colour=red", b"colour"),
+                        ("since=" + "9" * 5000, b"since")]:
         with pytest.raises(ConnectionRejected) as info:
             async with open_websocket_url(server.url(query)):
                 pass

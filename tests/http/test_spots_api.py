@@ -29,7 +29,8 @@ async def test_history_filters_and_cursor(api: Api) -> None:
         both = (await client.get("/api/spots", params={"cont": "AS,OC"})).json()
         assert [s["dx"] for s in both["spots"]] == ["JA1XYZ", "VK2ABC"]
         for params, field in (({"band": "21m"}, "band"), ({"cont": "XX"}, "cont"), ({"since": "-1"}, "since"),
-                              ({"colour": "red"}, "colour")):
+                              ({"colour": "red"}, "colour"), ({"limit": "9" * 5000}, "limit"),
+                              ({"since": "1" * 4400}, "since")):
             r = await client.get("/api/spots", params=params)
             assert r.status_code == 400 and r.json()["field"] == field, (params, r.text)
 
