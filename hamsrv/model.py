@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,6 +24,20 @@ BANDS: tuple[tuple[str, float, float], ...] = (
 )
 _LOWER_EDGES = [lo for _, lo, _ in BANDS]
 BAND_NAMES = frozenset(name for name, _, _ in BANDS)
+
+
+# The highest frequency any ADIF band reaches (submm, 7,500,000 MHz), in kHz.
+MAX_KHZ = 7.5e9
+
+
+def valid_khz(value: object) -> float | None:
+    """The one frequency check for every way a frequency enters hamsrv (cluster lines, DX commands, JSON,
+    ADIF, QSO notifications): a finite number above 0 and at most MAX_KHZ, as a float, else None.
+    Numbers of 309 digits and more are `inf` after float(), and `round(inf)` raises: refuse them here."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    khz = float(value) if not isinstance(value, int) or abs(value) < 10**18 else math.inf
+    return khz if math.isfinite(khz) and 0 < khz <= MAX_KHZ else None
 
 
 def band_for_mhz(mhz: float) -> str | None:

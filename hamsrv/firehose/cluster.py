@@ -14,17 +14,14 @@ AK1A columns. Accepted line shapes:
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hamsrv.model import Spot, decode_text
+from hamsrv.model import Spot, decode_text, valid_khz
 
 # A security limit: no real cluster line comes near this; longer input is rejected unparsed.
 MAX_LINE = 1024
-# The highest frequency any ADIF band reaches (submm, 7,500,000 MHz), in kHz.
-MAX_KHZ = 7.5e9
 # A spot time up to this far ahead of `now` is clock skew, not yesterday's spot.
 FUTURE_SKEW = timedelta(minutes=5)
 PC11_HOPS = 25  # DXSpider's default hop count for PC11 (FACTS 2.5)
@@ -158,16 +155,12 @@ def _is_call(text: str) -> bool:
     return _CALL.fullmatch(text) is not None
 
 
-def _valid_khz(freq: float) -> bool:
-    return math.isfinite(freq) and 0 < freq <= MAX_KHZ
-
-
 def _parse_dx_de(text: str, now: datetime) -> DxSpot | None:
     m = _DX_HEAD.match(text)
     if m is None:
         return None
     spotter, dx, freq = m[1].upper(), m[3].upper(), float(m[2])
-    if not (_is_call(spotter) and _is_call(dx) and _valid_khz(freq)):
+    if not (_is_call(spotter) and _is_call(dx) and valid_khz(freq) is not None):
         return None
     rest = text[m.end():]
     tokens = rest.rsplit(None, 2)
@@ -248,7 +241,7 @@ def _node_spot(freq: str, dx: str, date: str, hhmmz: str, comment: str, spotter:
     khz = float(freq)
     dx, spotter, origin = dx.strip().upper(), spotter.strip().upper(), origin.strip().upper()
     when = _parse_date_time(date, hhmmz)
-    if when is None or not (_valid_khz(khz) and _is_call(dx) and _is_call(spotter)):
+    if when is None or not (valid_khz(khz) is not None and _is_call(dx) and _is_call(spotter)):
         return None
     spot = Spot(spotter=spotter, freq=khz, dx=dx, comment=comment.strip(), time=when,
                 origin=origin or None)

@@ -16,7 +16,7 @@ import trio
 from hamsrv.db.database import Database
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.firehose.hub import Hub
-from hamsrv.model import Spot, normalize_call
+from hamsrv.model import Spot, normalize_call, valid_khz
 
 log = logging.getLogger(__name__)
 CHANNEL = "ham_qso_firehose"
@@ -26,17 +26,17 @@ def spot_from_notify(payload: str) -> Spot | None:
     """None for payloads that cannot be a spot (no frequency, bad calls, not JSON)."""
     try:
         data: dict[str, Any] = json.loads(payload)
-        freq_mhz = float(data["freq"])
+        khz = valid_khz(float(data["freq"]) * 1000)
         when = datetime.fromisoformat(str(data["start_at"])).astimezone(UTC)
     except (ValueError, KeyError, TypeError):
         return None
     dx = normalize_call(str(data.get("call") or ""))
     spotter = normalize_call(str(data.get("station_callsign") or ""))
-    if dx is None or spotter is None or not freq_mhz > 0:
+    if dx is None or spotter is None or khz is None:
         return None
     parts = [str(data[k]) for k in ("mode", "rst_sent") if data.get(k)]
     comment = " ".join(["QSO", *parts])
-    return Spot(spotter=spotter, freq=round(freq_mhz * 1000, 1), dx=dx, comment=comment,
+    return Spot(spotter=spotter, freq=round(khz, 1), dx=dx, comment=comment,
                 time=when.replace(second=0, microsecond=0), mode=data.get("mode"), source="qso")
 
 

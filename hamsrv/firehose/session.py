@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import hmac
-import math
 import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 
 from hamsrv.firehose.cluster import DxSpot, cluster_date, format_dx_line, parse_line
 from hamsrv.firehose.ring import RingEntry
-from hamsrv.model import BAND_NAMES, BANDS, Spot, band_for_mhz, decode_text, normalize_call
+from hamsrv.model import BAND_NAMES, BANDS, Spot, band_for_mhz, decode_text, normalize_call, valid_khz
 
 DEFAULT_MAX_LINE = 512  # longest accepted input line; a DX command needs < 100, DXSpider caps near this
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
@@ -672,8 +671,8 @@ def _frequency_khz(text: str) -> float | None:
     """kHz from a DX command word; below 1800 it is taken as MHz when that lands in a band (DXSpider)."""
     if not _NUMBER.fullmatch(text):
         return None
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
+    value = valid_khz(float(text))
+    if value is None:
         return None
     if value < 1800 and band_for_mhz(value) is not None:
         value *= 1000.0

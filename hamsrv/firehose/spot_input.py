@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
 from hamsrv.errors import InputError
-from hamsrv.firehose.cluster import MAX_KHZ
 from hamsrv.firehose.session import MAX_COMMENT
-from hamsrv.model import Spot, normalize_call
+from hamsrv.model import Spot, normalize_call, valid_khz
 
 
 def spot_from_json(body: dict[str, Any], spotter: str, now: datetime | None = None) -> Spot:
@@ -20,11 +18,11 @@ def spot_from_json(body: dict[str, Any], spotter: str, now: datetime | None = No
     freq = body.get("freq")
     if isinstance(freq, str):
         try:
-            freq = float(freq)
+            freq = float(freq[:40])
         except ValueError:
             freq = None
-    if not isinstance(freq, int | float) or isinstance(freq, bool) or not math.isfinite(freq) \
-            or not 0 < freq <= MAX_KHZ:
+    khz = valid_khz(freq)
+    if khz is None:
         raise InputError("freq must be the frequency in kHz (a positive number)", field="freq")
     comment = body.get("comment", "")
     if not isinstance(comment, str) or len(comment) > MAX_COMMENT or not comment.isprintable():
@@ -33,5 +31,5 @@ def spot_from_json(body: dict[str, Any], spotter: str, now: datetime | None = No
     unknown = set(body) - {"dx", "freq", "comment"}
     if unknown:
         raise InputError(f"unknown field {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
-    return Spot(spotter=spotter, freq=round(float(freq), 1), dx=dx, comment=comment.strip(),
+    return Spot(spotter=spotter, freq=round(khz, 1), dx=dx, comment=comment.strip(),
                 time=(now or datetime.now(UTC)).replace(second=0, microsecond=0), source="http")

@@ -6,6 +6,7 @@ goes into `extra` under its original upper-case name, so an export gives back wh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -115,7 +116,10 @@ def _mhz(name: str, value: str | None) -> float | None:
         return None
     if not value.isascii() or not value.replace(".", "", 1).isdigit():  # digits and at most one '.'
         raise _Invalid(name, f"{value[:20]!r} is not a frequency in MHz")
-    return float(value)
+    mhz = float(value)
+    if not math.isfinite(mhz):  # 309 digits and more: `inf`, which the firehose could not round
+        raise _Invalid(name, f"{value[:20]!r}... is not a frequency in MHz")
+    return mhz
 
 
 def _band(name: str, value: str | None) -> str | None:

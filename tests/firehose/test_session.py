@@ -193,6 +193,7 @@ def test_dx_command_variants(line, freq, dx):
     (b"DX IP0TRC", b"need a frequency and a callsign"),
     (b"DX IP0TRC K1ABC", b"no frequency"),
     (b"DX 14025.0 IDIOT", b"not a valid callsign"),
+    (b"DX " + b"9" * 400 + b" IP0TRC", b"no frequency"),  # float() gives inf: refused, never rounded
 ])
 def test_dx_command_errors(line, message):
     session = user()

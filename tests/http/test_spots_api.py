@@ -42,6 +42,7 @@ async def test_post_spot_needs_a_token_and_valid_fields(api: Api) -> None:
         r = await client.post("/api/spots", json={"dx": "ip0trc", "freq": "14025.04", "comment": "CQ"})
         assert r.status_code == 201 and r.json()["spotter"] == "W1AW" and r.json()["freq"] == 14025.0
         for body, field in (({"dx": "IP0TRC", "freq": 0}, "freq"), ({"dx": "??", "freq": 7000}, "dx"),
+                            ({"dx": "IP0TRC", "freq": "1e999"}, "freq"), ({"dx": "IP0TRC", "freq": 10**400}, "freq"),
                             ({"dx": "IP0TRC", "freq": 7000, "comment": "x" * 61}, "comment"),
                             ({"dx": "IP0TRC", "freq": 7000, "spotter": "K1ABC"}, "spotter")):
             r = await client.post("/api/spots", json=body)

@@ -50,6 +50,13 @@ def test_end_time_crosses_midnight_without_qso_date_off():
     assert qso(QSO_DATE_OFF="20240105").extra == {"QSO_DATE_OFF": "20240105"}  # no TIME_OFF: kept as is
 
 
+def test_a_frequency_of_400_digits_is_refused_not_infinite():
+    """Issue 10: FREQ of 309+ digits became inf, which later crashed the QSO listener (round(inf))."""
+    rejected = normalize({**BASE, "FREQ": "9" * 400})
+    assert isinstance(rejected, Reject) and rejected.field == "FREQ"
+    assert isinstance(normalize({**BASE, "FREQ_RX": "1" * 400 + ".5"}), Reject)
+
+
 def test_band_from_frequency_and_canonical_case():
     assert qso(FREQ="14.074").band == "20m"
     assert qso(FREQ="54.000").band == "6m"
