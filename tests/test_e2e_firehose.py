@@ -136,7 +136,8 @@ async def test_qso_insert_reaches_the_firehose(running: Any) -> None:
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
             r = await client.post("/api/qsos", json={
                 "call": "EA8XYZ", "qso_date": stamp.strftime("%Y%m%d"), "time_on": stamp.strftime("%H%M"),
-                "freq": "21.074", "mode": "FT8", "rst_sent": "-12"})
+                "freq": "21.074", "mode": "FT8", "rst_sent": "-12",
+                "station_callsign": "W1AW", "operator": "W1AW"})  # issue 10: never the spotter
             assert r.status_code == 201, r.text
             old = await client.post("/api/qsos", json={"call": "EA8OLD", "qso_date": "20200101",
                                                        "time_on": "1200", "freq": "21.074", "mode": "FT8"})
