@@ -97,6 +97,16 @@ def bounded_int(text: str, hi: int) -> int | None:
     return value if value <= hi else None
 
 
+# C0 controls, DEL and C1 controls (0x80-0x9F, which some terminals obey as escape sequences): never
+# taken from a peer into a spot, never sent to a user's terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def without_control(text: str, replacement: str = "") -> str:
+    """`text` with every control character replaced (the one rule, for input and output alike)."""
+    return _CONTROL.sub(replacement, text)
+
+
 def decode_text(data: bytes) -> str:
     """UTF-8 when the bytes are UTF-8, else Latin-1: old cluster nodes and hand-edited files use it."""
     try:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hamsrv.model import Spot, decode_text, valid_khz
+from hamsrv.model import Spot, decode_text, valid_khz, without_control
 
 # A security limit: no real cluster line comes near this; longer input is rejected unparsed.
 MAX_LINE = 1024
@@ -40,7 +40,6 @@ US_STATES_AND_PROVINCES = frozenset({
     "PR", "VI", "GU", "AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT",
 })
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CALL = re.compile(r"(?=[A-Z0-9/#-]*[0-9])(?=[A-Z0-9/#-]*[A-Z])[A-Z0-9][A-Z0-9/#-]{0,19}")
 _DX_HEAD = re.compile(r"DX\s+de\s+([^\s:]{1,20}):\s*(\d{1,12}(?:\.\d{1,4})?)\s+(\S{1,20})(?!\S)\s*", re.IGNORECASE)
 _TIME = re.compile(r"([01]\d|2[0-3])([0-5]\d)Z")
@@ -132,7 +131,7 @@ def _parse(line: str | bytes, now: datetime | None) -> ClusterEvent | None:
     if len(line) > MAX_LINE:
         return None
     text = decode_text(line) if isinstance(line, bytes) else line
-    text = _CONTROL.sub("", text).strip()  # CR, LF, bells, telnet junk
+    text = without_control(text.replace("\t", " ")).strip()  # CR, LF, bells, telnet junk; tabs are spaces
     head = text[:4].upper()
     if head == "DX D":
         return _parse_dx_de(text, now or datetime.now(UTC))
@@ -323,7 +322,7 @@ def format_dx_line(spot: Spot, width: int = 80) -> str:
     freq = f"{spot.freq:.1f}"
     front = left + " " * max(1, 24 - len(left) - len(freq)) + freq + "  " + f"{spot.dx:<12}"
     comment_width = max(0, width - 12 - len(front))  # 30 columns at width 80, as DXSpider
-    comment = _CONTROL.sub(" ", spot.comment)[:comment_width].rstrip()
+    comment = without_control(spot.comment, " ")[:comment_width].rstrip()
     tail = f" {spot.spotter_grid}" if spot.spotter_grid else ""
     return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{tail}"
 
@@ -347,7 +346,7 @@ def _format_pc(kind: str, spot: Spot, origin_node: str, ip: str | None, hops: in
     when = spot.time.astimezone(UTC)
     date = cluster_date(when)
     # Caret separates fields: DXSpider sends `~` in its place, and an empty field as one space.
-    comment = _CONTROL.sub(" ", spot.comment).replace("^", "~") or " "
+    comment = without_control(spot.comment, " ").replace("^", "~") or " "
     fields = [kind, f"{spot.freq:.1f}", spot.dx, date, f"{when:%H%M}Z", comment, spot.spotter, origin_node]
     if ip is not None:
         fields.append(ip)

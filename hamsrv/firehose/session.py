@@ -22,7 +22,16 @@ from datetime import UTC, datetime
 
 from hamsrv.firehose.cluster import DxSpot, cluster_date, format_dx_line, parse_line
 from hamsrv.firehose.ring import RingEntry
-from hamsrv.model import BAND_NAMES, BANDS, Spot, band_for_mhz, decode_text, normalize_call, valid_khz
+from hamsrv.model import (
+    BAND_NAMES,
+    BANDS,
+    Spot,
+    band_for_mhz,
+    decode_text,
+    normalize_call,
+    valid_khz,
+    without_control,
+)
 
 DEFAULT_MAX_LINE = 512  # longest accepted input line; a DX command needs < 100, DXSpider caps near this
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
@@ -35,7 +44,6 @@ CRLF = "\r\n"
 
 _SSID = re.compile(r"-\d{1,2}$")  # login calls may carry an SSID (G0ABC-2); a DX call does not
 _NUMBER = re.compile(r"\d+(?:\.\d*)?")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def login_call(text: str) -> str | None:
@@ -73,7 +81,7 @@ def clean_text(raw: bytes) -> str:
             else:
                 kept.append(ch)
         text = "".join(kept)
-    return _CONTROL.sub("", text)
+    return without_control(text)
 
 
 class LineReader:
@@ -659,8 +667,9 @@ def _encode_line(spot: Spot, width: int) -> bytes:
 
 def format_list_line(spot: Spot) -> str:
     """`%8.1f  %-11s <date> <HHMMZ>  %-28.28s%7s>` with `<spotter` in the last field."""
+    comment = without_control(spot.comment, " ")[:28]
     return (f"{spot.freq:8.1f}  {spot.dx:<11} {cluster_date(spot.time)} {spot.time:%H%M}Z  "
-            f"{spot.comment[:28]:<28}{'<' + spot.spotter:>7}>")
+            f"{comment:<28}{'<' + spot.spotter:>7}>")
 
 
 def _is_skimmer(spot: Spot) -> bool:

@@ -251,6 +251,14 @@ def test_show_dx_list_format_matches_dxspider_formatl():
     assert user().format_show_dx([]) == b"*** no spots match\r\n"
 
 
+@given(st.text(max_size=40))
+def test_sh_dx_and_dx_lines_never_carry_control_bytes(comment: str) -> None:
+    """Issue 10: sh/dx lines passed C0 and C1 (0x80-0x9F) bytes through to users' terminals."""
+    spot = Spot("G4XYZ", 14025.0, "IP0TRC", comment, datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
+    for line in (format_list_line(spot), format_dx_line(spot)):
+        assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in line), repr(line)
+
+
 def test_unknown_command_is_polite():
     session = user()
     events = session.receive_data(b"sh/users\r\nfrobnicate now\r\n")
