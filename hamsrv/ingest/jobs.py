@@ -6,9 +6,8 @@ one transaction together with the caller's progress (`checkpoint`). For a job th
 number of the last stored record, so a run that died (SIGKILL, power loss) resumes after exactly
 the committed records and the end result equals an uninterrupted import.
 
-`JobRunner` claims queued jobs (and jobs left `running` by a dead process) with FOR UPDATE SKIP LOCKED
-plus a session advisory lock held for the whole run: PostgreSQL drops the lock when the holder's
-connection dies, which is how a restarted server knows a `running` job is orphaned.
+`JobRunner` claims queued jobs (and jobs left `running` by a dead process, see db/import_jobs.py) and
+runs them; a database error stops a run, never the runner: the job stays `running` and resumes later.
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ from typing import Any
 import trio
 
 from hamsrv.db.bulk import Stored, prepare_connection, store_rows
-from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value, jsonb
+from hamsrv.db.database import Database, Row, json_value
 from hamsrv.db.errors import RefusedData, translated
+from hamsrv.db.import_jobs import claim_job, finish_job, read_chunk, save_progress, unlock_job
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.copy import DEFAULT_BATCH_RECORDS, Batch, BatchMaker
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 MAX_STORED_PROBLEMS = 1000  # rejects (and warnings) kept per job; the counts go on past it
 CHUNK_BYTES = 1 << 20       # upload chunk stored per import_chunks row, and the CLI's read size
-_LOCK_BASE = 0x696D706F << 32  # "impo": advisory lock key = base + job id
+UNLOCK_TIMEOUT = 5.0        # seconds the advisory unlock may take, even while shutting down
 _COUNTERS = ("records_read", "inserted", "duplicates", "merged", "rejected", "warning_count")
 
 
@@ -173,48 +173,6 @@ def job_summary(job: Row, *, details: bool = False) -> dict[str, Any]:
     return body
 
 
-async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | None, options: dict[str, Any],
-                     idempotency_key: str | None) -> tuple[int, bool]:
-    """(job id, created). With an idempotency key already used by this owner, the existing job's id
-    and False; a concurrent request with the same key waits for the first one to commit."""
-    rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key)"
-                                " VALUES (%s, %s, %s, %s) ON CONFLICT (owner_id, idempotency_key) DO NOTHING"
-                                " RETURNING id", [owner_id, filename, jsonb(options), idempotency_key])
-    if rows:
-        return rows[0]["id"], True
-    existing = await fetch_on(conn, "SELECT id FROM import_jobs WHERE owner_id = %s AND idempotency_key = %s",
-                              [owner_id, idempotency_key])
-    return existing[0]["id"], False
-
-
-async def add_chunk(conn: TrioConnection, job_id: int, seq: int, data: bytes) -> None:
-    await execute_on(conn, "INSERT INTO import_chunks (job_id, seq, data) VALUES (%s, %s, %s)", [job_id, seq, data])
-
-
-async def finish_upload(conn: TrioConnection, job_id: int, size: int, fmt: str) -> None:
-    await execute_on(conn, "UPDATE import_jobs SET size_bytes = %s, format = %s WHERE id = %s", [size, fmt, job_id])
-
-
-async def get_job(db: Database, owner_id: int, job_id: int) -> Row | None:
-    """The job, or None when it does not exist or belongs to someone else (404 either way)."""
-    return await db.fetchrow("SELECT * FROM import_jobs WHERE id = %s AND owner_id = %s", [job_id, owner_id])
-
-
-async def list_jobs(db: Database, owner_id: int, *, active_only: bool = False, limit: int = 50) -> list[Row]:
-    where = " AND status IN ('queued', 'running')" if active_only else ""
-    return await db.fetch(f"SELECT * FROM import_jobs WHERE owner_id = %s{where} ORDER BY id DESC LIMIT %s",
-                          [owner_id, limit])
-
-
-_CHECKPOINT = (
-    "UPDATE import_jobs SET records_read = %(last)s, bytes_done = greatest(bytes_done, %(bytes)s),"
-    " inserted = inserted + %(inserted)s, duplicates = duplicates + %(duplicates)s,"
-    " merged = merged + %(merged)s, rejected = rejected + %(rejected)s,"
-    " warning_count = warning_count + %(warned)s, rejects = rejects || %(rejects)s,"
-    " warnings = warnings || %(warnings)s"
-    " WHERE id = %(id)s AND records_read = %(expected)s")
-
-
 class JobRunner:
     """Runs import jobs: up to `concurrency` at a time, woken by `wake()` or every `poll_interval`
     seconds (jobs queued by another node). Progress goes to `subscribe()`rs of the job's owner."""
@@ -279,42 +237,24 @@ class JobRunner:
     async def _run_one(self) -> bool:
         """Claim one job and run it; False when there was none to claim."""
         async with self.db.connection() as lock_conn:
-            job = await self._claim(lock_conn)
+            job = await claim_job(lock_conn)
             if job is None:
                 return False
             try:
                 await self._run(job)
             finally:
-                # a dead connection has released the lock already
-                with trio.CancelScope(shield=True), suppress(DatabaseError):
-                    await execute_on(lock_conn, "SELECT pg_advisory_unlock(%s)", [_LOCK_BASE + job["id"]])
+                # Shielded so a cancelled run still unlocks, with a deadline so a database that stops
+                # answering cannot hold up shutdown; a connection left mid-query is closed by the pool,
+                # and a dead connection has released the lock already.
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + UNLOCK_TIMEOUT), \
+                        suppress(DatabaseError):
+                    await unlock_job(lock_conn, job["id"])
         return True
-
-    async def _claim(self, conn: TrioConnection) -> Row | None:
-        with translated():
-            async with conn.transaction():
-                candidates = await fetch_on(
-                    conn, "SELECT id FROM import_jobs WHERE status IN ('queued', 'running')"
-                          " ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED")
-                for candidate in candidates:
-                    [locked] = await fetch_on(conn, "SELECT pg_try_advisory_lock(%s) AS ok",
-                                              [_LOCK_BASE + candidate["id"]])
-                    if locked["ok"]:
-                        rows = await fetch_on(
-                            conn, "UPDATE import_jobs SET status = 'running',"
-                                  " started_at = coalesce(started_at, now()) WHERE id = %s RETURNING *",
-                            [candidate["id"]])
-                        return rows[0]
-        return None
 
     async def _chunks(self, job_id: int) -> AsyncIterator[bytes]:
         seq = 0
-        while True:
-            row = await self.db.fetchrow("SELECT data FROM import_chunks WHERE job_id = %s AND seq = %s",
-                                         [job_id, seq])
-            if row is None:
-                return
-            yield bytes(row["data"])
+        while (data := await read_chunk(self.db, job_id, seq)) is not None:
+            yield data
             seq += 1
 
     async def _run(self, job: Row) -> None:
@@ -325,12 +265,12 @@ class JobRunner:
 
         async def checkpoint(conn: TrioConnection, batch: Batch, stored: Stored, before: ImportResult) -> None:
             rejects, warnings = before.kept_problems(batch)
-            touched = await execute_on(conn, _CHECKPOINT, {
-                "id": job_id, "expected": before.records_read, "last": batch.last_record,
-                "bytes": size if batch.final else batch.end_offset, "inserted": stored.inserted,
-                "duplicates": stored.duplicates, "merged": stored.merged, "rejected": len(batch.rejects),
-                "warned": len(batch.warnings), "rejects": jsonb(rejects), "warnings": jsonb(warnings)})
-            if touched != 1:  # another run stored these records: never count them twice
+            saved = await save_progress(
+                conn, job_id, expected=before.records_read, last=batch.last_record,
+                bytes_done=size if batch.final else batch.end_offset, inserted=stored.inserted,
+                duplicates=stored.duplicates, merged=stored.merged, rejected=len(batch.rejects),
+                warned=len(batch.warnings), rejects=rejects, warnings=warnings)
+            if not saved:  # another run stored these records: never count them twice
                 raise DatabaseError(f"import job {job_id} was advanced by another runner")
 
         def progress(current: ImportResult) -> None:
@@ -360,11 +300,6 @@ class JobRunner:
         await self._finish(job_id, owner_id, "failed" if error else "done", error)
 
     async def _finish(self, job_id: int, owner_id: int, status: str, error: str | None) -> None:
-        async with self.db.transaction() as conn:
-            rows = await fetch_on(conn, "UPDATE import_jobs SET status = %s, error = %s, finished_at = now(),"
-                                        " bytes_done = CASE WHEN %s = 'done' THEN size_bytes ELSE bytes_done END"
-                                        " WHERE id = %s RETURNING *", [status, error, status, job_id])
-            if status == "done":  # the QSOs hold the data now; a failed upload is kept for a look
-                await execute_on(conn, "DELETE FROM import_chunks WHERE job_id = %s", [job_id])
-        if rows:
-            self._publish(owner_id, {"type": "progress", **job_summary(rows[0])})
+        row = await finish_job(self.db, job_id, status, error)  # DatabaseError: the job resumes later
+        if row is not None:
+            self._publish(owner_id, {"type": "progress", **job_summary(row)})

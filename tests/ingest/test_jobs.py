@@ -10,14 +10,11 @@ import trio
 
 from bench.ingest import synthetic_records
 from hamsrv.db.database import Database
+from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.jobs import (
     MAX_STORED_PROBLEMS,
     JobRunner,
-    add_chunk,
-    create_job,
-    finish_upload,
-    get_job,
     import_stream,
 )
 
