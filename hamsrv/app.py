@@ -35,6 +35,8 @@ from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 5.0  # seconds closing the database pool may take at exit
+
 
 @dataclass
 class Running:
@@ -108,6 +110,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             imports = JobRunner(db)
             await root.start(imports.run)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
+                             max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
+                             spool_dir=config.data_dir / "uploads",
                              web_dir=config.web_dir)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
@@ -141,5 +145,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                 stop_http.set()
             root.cancel_scope.cancel()
     finally:
-        with trio.CancelScope(shield=True):
+        # shielded so a cancelled run still closes the pool, with a deadline so that SIGTERM always
+        # ends the process even when the database host stops answering
+        with trio.CancelScope(shield=True, deadline=trio.current_time() + CLOSE_TIMEOUT):
             await db.close()

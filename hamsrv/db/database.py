@@ -53,8 +53,11 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[TrioConnection]:
-        async with self.pool.connection() as conn, conn.transaction():
-            yield conn
+        """A connection in a transaction; BEGIN and COMMIT errors come out as DatabaseError too."""
+        async with self.pool.connection() as conn:
+            with translated():
+                async with conn.transaction():
+                    yield conn
 
     async def fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
         async with self.pool.connection() as conn:
