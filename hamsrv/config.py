@@ -106,6 +106,11 @@ class Config:
         "env": "HAMSRV_DB_POOL_SIZE", "parse": parse_positive(int), "help": "database connections"})
     max_upload_mb: int = field(default=512, metadata={
         "env": "HAMSRV_MAX_UPLOAD_MB", "parse": parse_positive(int), "help": "largest ADIF upload (MiB)"})
+    max_json_kb: int = field(default=1024, metadata={
+        "env": "HAMSRV_MAX_JSON_KB", "parse": parse_positive(int), "help": "largest JSON request body (KiB)"})
+    body_timeout: float = field(default=60.0, metadata={
+        "env": "HAMSRV_BODY_TIMEOUT", "parse": parse_positive(float),
+        "help": "seconds a client may pause while sending a request body"})
     ws_per_ip: int = field(default=200, metadata={
         "env": "HAMSRV_WS_PER_IP", "parse": parse_positive(int), "help": "firehose connections per IP"})
     workers: int = field(default=1, metadata={

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
+import trio
 from quart import Response, current_app, jsonify, request
 
 from hamsrv.config import Config
@@ -39,6 +41,9 @@ class AppState:
     started: float = field(default_factory=time.monotonic)
     health_extras: dict[str, Callable[[], Any]] = field(default_factory=dict)
     max_upload_bytes: int = 512 << 20
+    max_json_bytes: int = 1 << 20
+    body_timeout: float = 60.0  # seconds a client may stall while sending a body
+    spool_dir: Path | None = None  # where uploads wait for the database (None: the system's temp dir)
     web_dir: Path = Config.web_dir
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
@@ -94,8 +99,47 @@ def parse_int(name: str, text: str | None, default: int, lo: int, hi: int) -> in
     return value
 
 
+JSON_ON_LOOP_BYTES = 64 * 1024  # bodies larger than this are parsed in a worker thread
+
+
+async def read_body(limit: int, timeout: float) -> bytes:
+    """The whole request body, refused with 413 past `limit` bytes and 408 when the client stalls
+    for `timeout` seconds between two pieces."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, f"the request body is larger than {limit} bytes")
+    data = bytearray()
+    async for chunk in body_chunks(timeout):
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(413, f"the request body is larger than {limit} bytes")
+    return bytes(data)
+
+
+async def body_chunks(timeout: float) -> AsyncIterator[bytes]:
+    """The request body as it arrives; 408 when the client sends nothing for `timeout` seconds."""
+    chunks = request.body.__aiter__()
+    while True:
+        with trio.move_on_after(timeout) as waited:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+        if waited.cancelled_caught:
+            raise ApiError(408, f"the client sent no body data for {timeout:g} s")
+        yield chunk
+
+
 async def json_body() -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
+    """The body as a JSON object, at most `max_json_bytes`; big ones are parsed off the event loop."""
+    state: AppState = current_app.extensions["hamsrv"]
+    data = await read_body(state.max_json_bytes, state.body_timeout)
+    try:
+        if len(data) > JSON_ON_LOOP_BYTES:
+            body = await trio.to_thread.run_sync(json.loads, data)
+        else:
+            body = json.loads(data)
+    except (ValueError, RecursionError):
+        body = None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     return body

@@ -1,35 +1,35 @@
 """ADIF import jobs and export over HTTP, and import progress over a (low-volume) WebSocket.
 
-`POST /api/imports` stores the upload in the database and commits before it answers 202, so a job
-survives a crash of the server; the job runner does the work. The body is streamed into 1 MiB chunks,
-never held whole, whether it comes raw or as a multipart/form-data file field.
+`POST /api/imports` first receives the whole body into a spool file (data dir `uploads/`), with a
+size limit and a timeout for a client that stalls, and only then takes a database connection: a slow
+client never holds one. It stores the upload in 1 MiB rows and commits before it answers 202, so a job
+survives a crash of the server; the job runner does the work. The body is never held whole in memory,
+whether it comes raw or as a multipart/form-data file field.
 """
 
 from __future__ import annotations
 
+import errno
 import re
-from collections.abc import AsyncIterator
-from typing import Any
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
 
+import trio
 from quart import Response, jsonify, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
 
 from hamsrv.db.database import Row
-from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, parse_time
+from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, job_for_key, list_jobs
+from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, body_chunks, parse_time
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.adif import sniff_format
 from hamsrv.ingest.export import export_qsos
-from hamsrv.ingest.jobs import (
-    CHUNK_BYTES,
-    add_chunk,
-    create_job,
-    finish_upload,
-    get_job,
-    job_summary,
-    list_jobs,
-)
+from hamsrv.ingest.jobs import CHUNK_BYTES, job_summary
 
 SNIFF_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
@@ -50,12 +50,11 @@ def _flag(name: str, text: str | None) -> bool:
 MULTIPART_SLICE = 32 * 1024  # werkzeug checks its memory limit per receive_data() call, so feed it slices
 
 
-async def _multipart_file(boundary: bytes) -> AsyncIterator[bytes]:
+async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The bytes of the first file part, streamed; other parts are skipped."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024)
     in_file = seen_file = False
     done = False
-    body = request.body.__aiter__()
     pending = b""  # read from the client, not yet given to the decoder
     while not done:
         try:
@@ -89,12 +88,11 @@ async def _multipart_file(boundary: bytes) -> AsyncIterator[bytes]:
 
 
 class _Upload:
-    """Collects the body into import_chunks rows and checks, early, that it is ADIF at all."""
+    """Spools the body to a file and checks, early, that it is ADIF at all."""
 
-    def __init__(self, conn: Any, job_id: int, limit: int):
-        self.conn, self.job_id, self.limit = conn, job_id, limit
+    def __init__(self, spool: IO[bytes], limit: int):
+        self.spool, self.limit = spool, limit
         self.size = 0
-        self.seq = 0
         self.pending = bytearray()
         self.head = b""
         self.checked = False
@@ -108,9 +106,8 @@ class _Upload:
             if len(self.head) >= SNIFF_BYTES:
                 self.check()
         self.pending += data
-        while len(self.pending) >= CHUNK_BYTES:
-            await self._store(bytes(self.pending[:CHUNK_BYTES]))
-            del self.pending[:CHUNK_BYTES]
+        if len(self.pending) >= CHUNK_BYTES:
+            await self._write()
 
     def check(self) -> None:
         self.checked = True
@@ -121,16 +118,35 @@ class _Upload:
                                 f"in the first {SNIFF_BYTES // 1024} KiB")
 
     async def finish(self) -> str:
-        """Store the rest; returns the format, 'adi' or 'adx'."""
+        """Write the rest; returns the format, 'adi' or 'adx'."""
         if not self.checked:
             self.check()
-        if self.pending:
-            await self._store(bytes(self.pending))
+        await self._write()
         return sniff_format(self.head)
 
-    async def _store(self, data: bytes) -> None:
-        await add_chunk(self.conn, self.job_id, self.seq, data)
-        self.seq += 1
+    async def _write(self) -> None:
+        data, self.pending = bytes(self.pending), bytearray()
+        await trio.to_thread.run_sync(self.spool.write, data)
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The spooled upload again, in CHUNK_BYTES pieces."""
+        await trio.to_thread.run_sync(self.spool.seek, 0)
+        while data := await trio.to_thread.run_sync(self.spool.read, CHUNK_BYTES):
+            yield data
+
+
+@contextmanager
+def _spool_file(folder: Path | None) -> Iterator[IO[bytes]]:
+    """An anonymous file for one upload (gone when closed, even after a crash); a full disk is a 507."""
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as spool:
+            yield spool
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise ApiError(507, "the server has no room for this upload now; try again later") from None
+        raise
 
 
 def register(app: QuartTrio, state: AppState) -> None:
@@ -149,22 +165,33 @@ def register(app: QuartTrio, state: AppState) -> None:
             raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
         mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
         filename = request.args.get("filename")
-        async with state.db.transaction() as conn:
-            job_id, created = await create_job(conn, user["id"], filename=filename, options={"merge": merge},
-                                               idempotency_key=key)
-            if created:
-                upload = _Upload(conn, job_id, state.max_upload_bytes)
-                if mimetype == "multipart/form-data":
-                    if not options.get("boundary"):
-                        raise ApiError(400, "multipart/form-data without a boundary")
-                    chunks = _multipart_file(options["boundary"].encode("latin-1"))
-                else:
-                    chunks = request.body
-                async for data in chunks:
-                    await upload.add(data)
-                await finish_upload(conn, job_id, upload.size, await upload.finish())
+        existing = await job_for_key(state.db, user["id"], key) if key is not None else None
+        if existing is not None:  # a retry of an upload that arrived: do not read it again
+            return await _accepted(user, existing)
+        chunks = body_chunks(state.body_timeout)
+        if mimetype == "multipart/form-data":
+            if not options.get("boundary"):
+                raise ApiError(400, "multipart/form-data without a boundary")
+            chunks = _multipart_file(options["boundary"].encode("latin-1"), chunks)
+        with _spool_file(state.spool_dir) as spool:
+            upload = _Upload(spool, state.max_upload_bytes)
+            async for data in chunks:  # no database connection is held while the client sends
+                await upload.add(data)
+            fmt = await upload.finish()
+            async with state.db.transaction() as conn:
+                job_id, created = await create_job(conn, user["id"], filename=filename,
+                                                   options={"merge": merge}, idempotency_key=key)
+                if created:
+                    seq = 0
+                    async for piece in upload.pieces():
+                        await add_chunk(conn, job_id, seq, piece)
+                        seq += 1
+                    await finish_upload(conn, job_id, upload.size, fmt)
         if created:
             runner.wake()
+        return await _accepted(user, job_id)
+
+    async def _accepted(user: Row, job_id: int) -> Response:
         job = await get_job(state.db, user["id"], job_id)
         assert job is not None
         response = jsonify({"id": job_id, "status": job["status"]})
