@@ -68,4 +68,5 @@ async def test_a_runner_stops_on_cancel_even_when_the_database_stopped_answering
             for pid in stopped:
                 os.kill(pid, signal.SIGCONT)
         outer.cancel_scope.cancel()
-    assert not forced and took < 3 * UNLOCK_TIMEOUT, took
+    # the query in flight, its rollback and the unlock each get 5 s at most
+    assert not forced and took < 4 * UNLOCK_TIMEOUT, took
