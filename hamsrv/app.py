@@ -23,7 +23,7 @@ from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.links import parse_links, serve_links
-from hamsrv.firehose.node import FeedPolicy, serve_cluster
+from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
 from hamsrv.firehose.qso_events import listen_qsos
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.http.api import create_app
@@ -103,7 +103,9 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                 cluster_port = await root.start(
                     lambda task_status: serve_cluster(
                         hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
-                        feeds=feeds, metrics=metrics, task_status=task_status))
+                        feeds=feeds, metrics=metrics, task_status=task_status,
+                        limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
+                                             config.cluster_idle_hours * 3600, config.cluster_spot_rate)))
                 link_states = await root.start(lambda task_status: serve_links(
                     hub, links, metrics=metrics, task_status=task_status))
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)

@@ -98,6 +98,18 @@ class Config:
     cluster_links: str = field(default="", metadata={
         "env": "HAMSRV_CLUSTER_LINKS", "parse": str,
         "help": "upstream cluster nodes host:port[/CALL], comma separated"})
+    cluster_max_connections: int = field(default=5000, metadata={
+        "env": "HAMSRV_CLUSTER_MAX_CONNECTIONS", "parse": parse_positive(int),
+        "help": "connections the cluster port holds in all (trusted feeds exempt)"})
+    cluster_per_ip: int = field(default=20, metadata={
+        "env": "HAMSRV_CLUSTER_PER_IP", "parse": parse_positive(int),
+        "help": "cluster port connections from one address (trusted feeds exempt)"})
+    cluster_idle_hours: float = field(default=24.0, metadata={
+        "env": "HAMSRV_CLUSTER_IDLE_HOURS", "parse": parse_positive(float),
+        "help": "hours a cluster user may send nothing before being let go"})
+    cluster_spot_rate: int = field(default=10, metadata={
+        "env": "HAMSRV_CLUSTER_SPOT_RATE", "parse": parse_positive(int),
+        "help": "DX spots a minute one cluster user may send (feeds exempt)"})
     tick_ms: float = field(default=50.0, metadata={
         "env": "HAMSRV_TICK_MS", "parse": parse_positive(float), "help": "firehose batching tick (ms)"})
     ring_hours: float = field(default=4.0, metadata={

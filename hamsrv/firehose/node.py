@@ -43,9 +43,36 @@ READ_SIZE = 4096
 MAX_BATCH = 1000  # ring entries per write while a user catches up, so one write stays small
 SHOW_DX_SCAN = 20_000  # newest ring entries SH/DX looks through for matches
 SHUTDOWN_NOTICE = b"\r\n*** node shutting down\r\n"
+BUSY_NOTICE = b"*** this node has no room for more connections from you, try again later\r\n"
 LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ClusterLimits:
+    """What one peer may take from the node (README "Limits"); trusted feeds are exempt."""
+
+    max_connections: int = 5000  # all connections together
+    per_ip: int = 20  # connections from one address
+    idle_timeout: float = 24 * 3600.0  # a logged-in user who sends nothing for this long is let go
+    spots_per_minute: int = 10  # a user's DX commands: a burst of this many, then this many a minute
+
+
+class _SpotBucket:
+    """Token bucket for one user's spots: `rate` a minute, bursts up to `rate`."""
+
+    def __init__(self, rate: int):
+        self.rate, self.tokens, self.stamp = rate, float(rate), trio.current_time()
+
+    def take(self) -> bool:
+        now = trio.current_time()
+        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate / 60.0)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 @dataclass(frozen=True)
@@ -94,11 +121,13 @@ class _Node:
     """What every connection shares: the hub, the settings and the counters."""
 
     def __init__(self, hub: Hub, node_call: str, feeds: FeedPolicy, metrics: Registry,
-                 login_timeout: float, write_timeout: float):
+                 login_timeout: float, write_timeout: float, limits: ClusterLimits):
         self.hub, self.node_call, self.feeds = hub, node_call, feeds
-        self.login_timeout, self.write_timeout = login_timeout, write_timeout
+        self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
         self.users = 0
         self.feed_peers = 0
+        self.open = 0
+        self.per_ip: dict[str, int] = {}
         metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
                       lambda: self.feed_peers)
@@ -110,13 +139,34 @@ class _Node:
                                           "Spots published by cluster feeds")
         self.stalled = metrics.counter("hamsrv_cluster_stalled_total",
                                        "Cluster connections closed because they stopped reading")
+        self.refused = metrics.counter("hamsrv_cluster_refused_total",
+                                       "Cluster connections refused by the connection limits")
+        self.rate_limited = metrics.counter("hamsrv_cluster_spots_rate_limited_total",
+                                            "User spots refused by the per-user spot rate")
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections.inc()
+        peer = _peer_address(stream)
+        exempt = self.feeds.trusts(peer)
+        if not exempt and (self.open >= self.limits.max_connections
+                           or self.per_ip.get(peer, 0) >= self.limits.per_ip):
+            self.refused.inc()
+            with trio.move_on_after(1.0), \
+                    contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(BUSY_NOTICE)
+            await trio.aclose_forcefully(stream)
+            return
+        self.open += 1
+        self.per_ip[peer] = self.per_ip.get(peer, 0) + 1
         try:
             await _Connection(self, stream).run()
         except Exception:  # a bug in one connection must not take the port down for everyone
             log.exception("cluster connection failed")
+        finally:
+            self.open -= 1
+            left = self.per_ip.pop(peer) - 1
+            if left:
+                self.per_ip[peer] = left
 
 
 def _peer_address(stream: trio.SocketStream) -> str:
@@ -136,6 +186,7 @@ class _Connection:
         self._send_lock = trio.Lock()
         self._login_scope = trio.CancelScope()
         self._role = ""  # "user" or "feed" once logged in, for the gauges
+        self._spots = _SpotBucket(node.limits.spots_per_minute)
         self._nursery: trio.Nursery  # set by run(): both sides of the connection live in it
 
     async def run(self) -> None:
@@ -184,15 +235,25 @@ class _Connection:
                 data = await self.stream.receive_some(READ_SIZE)
                 if not data:
                     return
+                if self._role == "user":  # idle time counts from the user's last input
+                    self._login_scope.deadline = trio.current_time() + self.node.limits.idle_timeout
                 await self._act(self.session.receive_data(data))
         if self._login_scope.cancelled_caught:
-            await self._send(LOGIN_TIMEOUT_NOTICE)
+            if self._role == "user":
+                await self._send(f"\r\n*** idle for {self.node.limits.idle_timeout:g} s, goodbye\r\n".encode())
+            else:
+                await self._send(LOGIN_TIMEOUT_NOTICE)
 
     async def _act(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, Send):
                 await self._send(event.data)
             elif isinstance(event, Publish):
+                if event.by_user and not self._spots.take():
+                    self.node.rate_limited.inc()
+                    await self._send(b"*** too many spots: at most %d a minute from one user\r\n"
+                                     % self.node.limits.spots_per_minute)
+                    continue
                 entry = self.node.hub.publish(event.spot)
                 if event.by_user:
                     self.node.user_spots.inc()
@@ -205,8 +266,9 @@ class _Connection:
                 picked = islice((e for e in scanned if event.matches(e.spot)), event.count)
                 await self._send(self.session.format_show_dx(picked))
             elif isinstance(event, LoggedIn):
-                self._login_scope.deadline = math.inf  # idle users are kept
                 self._logged_in(event)
+                self._login_scope.deadline = (trio.current_time() + self.node.limits.idle_timeout
+                                              if self._role == "user" else math.inf)  # feeds stay
             elif isinstance(event, Close):
                 log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
 
@@ -243,10 +305,11 @@ class _Connection:
 async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAMSRV",
                         feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
+                        limits: ClusterLimits | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
     node = _Node(hub, node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
-                 login_timeout, write_timeout)
+                 login_timeout, write_timeout, limits or ClusterLimits())
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:

@@ -12,7 +12,7 @@ import trio
 
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.node import FeedPolicy, serve_cluster
+from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.metrics import Registry
 from hamsrv.model import Spot
@@ -265,3 +265,40 @@ def test_feed_policy_parse():
     for bad in ("localhost", "token:", "10.0.0.0/33", "token:a b"):
         with pytest.raises(ConfigError, match="HAMSRV_CLUSTER_FEEDS"):
             FeedPolicy.parse(bad)
+
+
+# ---------------------------------------------------------------- limits (issue 10)
+
+async def test_connection_caps_per_ip_and_in_all(nursery) -> None:
+    node = await start_node(nursery, feeds=FeedPolicy(), limits=ClusterLimits(max_connections=5, per_ip=3))
+    first = [await node.connect(f"G{i}ABC") for i in range(3)]
+    refused = Client(await trio.open_tcp_stream("127.0.0.1", node.port))
+    assert b"no room for more connections" in await refused.read_to_eof()
+    await first[0].stream.aclose()
+    with trio.fail_after(SAFETY):  # the freed place is taken again
+        while node.metric("hamsrv_cluster_users") != 2:
+            await trio.sleep(0.01)
+    await node.connect("G9ABC")
+    assert node.metric("hamsrv_cluster_refused_total") == 1
+    trusted = await start_node(nursery, limits=ClusterLimits(max_connections=1, per_ip=1))
+    feeds = [await trusted.connect(f"G{i}ABC") for i in range(3)]  # 127.0.0.1 is a trusted feed there
+    assert trusted.metric("hamsrv_cluster_refused_total") == 0 and len(feeds) == 3
+
+
+async def test_idle_user_is_let_go_and_input_keeps_one(nursery) -> None:
+    node = await start_node(nursery, feeds=FeedPolicy(), limits=ClusterLimits(idle_timeout=0.5))
+    idle, busy = await node.connect("G1ABC"), await node.connect("G2ABC")
+    for _ in range(6):
+        await busy.command("sh/filter")
+        await trio.sleep(0.15)
+    assert b"idle for 0.5 s, goodbye" in await idle.read_to_eof()
+    assert b"hamsrv >" in await busy.command("sh/filter")  # still there after 0.9 s of typing
+
+
+async def test_user_spot_rate(nursery) -> None:
+    node = await start_node(nursery, feeds=FeedPolicy(), limits=ClusterLimits(spots_per_minute=3))
+    user = await node.connect()
+    replies = [await user.command(f"DX {14000 + i}.0 K{i}ABC test") for i in range(5)]
+    assert [b"too many spots" in r for r in replies] == [False, False, False, True, True]
+    assert node.metric("hamsrv_cluster_user_spots_total") == 3
+    assert node.metric("hamsrv_cluster_spots_rate_limited_total") == 2

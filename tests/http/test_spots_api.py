@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
+
+import trio
 
 from hamsrv.http.api import SPOTS_SCAN
 from hamsrv.model import Spot
@@ -74,3 +77,37 @@ async def test_a_filter_that_matches_nothing_scans_a_bounded_window(api: Api) ->
         assert rest["spots"] == [] and rest["scanned_to"] == hub.ring.last_seq
         few = (await client.get("/api/spots", params={"since": "0", "limit": "3"})).json()
         assert [s["id"] for s in few["spots"]] == [1, 2, 3] and few["scanned_to"] == 3
+
+
+async def post_raw(api: Api, head: str, body_parts: list[bytes]) -> bytes:
+    """POST over a plain socket, sending body parts until the server answers; its status line."""
+    stream = await trio.open_tcp_stream("127.0.0.1", api.port)
+    await stream.send_all((f"POST /api/spots HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {api.token}\r\n"
+                           f"Content-Type: application/json\r\n{head}\r\n").encode())
+    answer = b""
+    async with trio.open_nursery() as nursery:
+        async def send() -> None:
+            with contextlib.suppress(trio.BrokenResourceError):
+                for part in body_parts:
+                    await stream.send_all(part)
+        nursery.start_soon(send)
+        with trio.fail_after(20):
+            while b"\r\n" not in answer:
+                answer += await stream.receive_some(4096)
+        nursery.cancel_scope.cancel()
+    await stream.aclose()
+    return answer.split(b"\r\n")[0]
+
+
+async def test_json_bodies_are_small(api: Api) -> None:
+    """Issue 10: every route took the 512 MiB upload limit; JSON routes now stop at their own small
+    limit, whether the client announces the size or streams chunks, and answer before reading the rest."""
+    status = await post_raw(api, f"Content-Length: {4 * api.state.max_json_bytes}\r\n", [])
+    assert status.startswith(b"HTTP/1.1 413"), status
+    chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+    status = await post_raw(api, "Transfer-Encoding: chunked\r\n", [chunk] * 64)
+    assert status.startswith(b"HTTP/1.1 413"), status
+    async with api.client(api.token) as client:
+        for junk in (b"[1, 2]", b"not json", b"[" * 100_000):
+            r = await client.post("/api/spots", content=junk)
+            assert r.status_code == 400, junk[:20]
