@@ -542,6 +542,8 @@ class AdxParser(_Events):
         self._count = 0
         self._record_offset = 0
         self._closing_error: str | None = None
+        self._nested = False  # the field being read contained elements
+        self._stray_seen = False  # an element other than <RECORD> under <RECORDS> was reported
 
     def feed(self, data: bytes) -> None:
         """Add input. Calling it after close() is a programming error."""
@@ -632,32 +634,45 @@ class AdxParser(_Events):
             self._record_offset = self._record_offsets.popleft() if self._record_offsets else -1
 
     def _end(self, elem: ET.Element) -> None:
+        """Every element is dropped from the tree as soon as it ends, so memory follows one field of
+        one record whatever the document holds (elements kept until their parent ended, and each
+        removal a linear search, made hostile files use memory and time without bound)."""
         self._path.pop()
         depth = len(self._path)
+        parent = self._path[-1] if self._path else None
+        field_depth = 2 if self._section == "HEADER" else 3
+        # inside the header, or inside a <RECORD> (not some other element under <RECORDS>)
+        in_fields = self._section == "HEADER" or (self._section == "RECORDS" and depth >= 3
+                                                  and _local(self._path[2].tag) == "RECORD")
         if depth == 1 and self._section == "HEADER":
             self._events.append(Header(self._fields, "\n".join(p for p in self._preamble if p), self._types))
             self._fields, self._types = {}, {}
-        elif depth == 2 and self._section == "HEADER" or depth == 3 and self._section == "RECORDS":
-            self._field(elem, self._path[-1])
+        elif depth == field_depth and in_fields:
+            self._field(elem)
         elif depth == 2 and self._section == "RECORDS" and _local(elem.tag) == "RECORD":
             self._count += 1
             if not self._oversized and self._fields:
                 self._events.append(Record(self._fields, self._count, self._record_offset, self._types))
             self._fields, self._types = {}, {}
-            self._path[-1].remove(elem)
-        elif depth > 3 and self._section == "RECORDS" or depth > 2 and self._section == "HEADER":
-            pass  # nested inside a field: reported when the field ends
-        elif depth == 1:
-            self._path[-1].remove(elem)
+        elif depth == 2 and self._section == "RECORDS" and not self._stray_seen:
+            self._stray_seen = True  # said once: a hostile file may hold millions
+            self._events.append(ParseProblem(self._count + 1, 0, f"element <{_local(elem.tag)}> inside "
+                                             "<RECORDS> is not a <RECORD>; it and any like it are ignored"))
+        elif depth > field_depth and in_fields:
+            self._nested = True  # inside a field: reported when the field ends
+        elem.clear()
+        if parent is not None:
+            parent.remove(elem)  # the only child left: O(1)
 
-    def _field(self, elem: ET.Element, parent: ET.Element) -> None:
+    def _field(self, elem: ET.Element) -> None:
         tag = _local(elem.tag).upper()
         attrs = {k.upper(): v for k, v in elem.attrib.items()}
         value = elem.text or ""
         in_header = self._section == "HEADER"
         number = 0 if in_header else self._count + 1
         offset = 0 if in_header else self._record_offset
-        if len(elem):
+        if self._nested:
+            self._nested = False
             self._events.append(ParseProblem(number, offset, f"element <{tag}> contains elements; "
                                              "only its text before them is kept"))
         if tag == "APP":
@@ -699,8 +714,6 @@ class AdxParser(_Events):
             self._fields[tag] = value
             if "TYPE" in attrs:
                 self._types[tag] = attrs["TYPE"].strip().upper()
-        elem.clear()
-        parent.remove(elem)
 
 
 def _local(tag: object) -> str:
