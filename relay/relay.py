@@ -147,8 +147,8 @@ HAMLIB_MODES: frozenset[str] = frozenset(
 )  # fmt: skip
 
 #: 135.7 kHz (bottom of the 2200 m band) .. 450 GHz: every amateur allocation, nothing absurd.
-MIN_HZ = 135_700
-MAX_HZ = 450_000_000_000
+MIN_HZ = 30_000  # 30 kHz: below every amateur band (2200 m starts at 135.7 kHz)
+MAX_HZ = 10_500_000_000  # 10.5 GHz: the top of 3 cm, as high as ordinary rigs and transverters go
 
 #: Passband sent with ``M``: 0 = the backend's normal filter for the new mode (rigctl(1)); -1 would
 #: keep the old mode's filter, e.g. a 500 Hz CW filter after switching to USB.
@@ -315,10 +315,13 @@ def parse_mhz(text: str) -> int:
         )
     hz = int((Decimal(text) * 1_000_000).to_integral_value(rounding=ROUND_HALF_EVEN))
     if not MIN_HZ <= hz <= MAX_HZ:
+        hint = ""
+        if MIN_HZ <= hz // 1000 <= MAX_HZ:  # 14074 is a kHz figure, as every spot shows it
+            hint = f"; did you mean kHz ({hz // 1000 / 1e6:g} MHz)?"
         raise RelayError(
             400,
             "bad_frequency",
-            f"freq {text} MHz outside {MIN_HZ / 1e6} MHz .. {MAX_HZ / 1e6:.0f} MHz",
+            f"freq {text} MHz outside {MIN_HZ / 1e6:g} MHz .. {MAX_HZ / 1e6:g} MHz{hint}",
         )
     return hz
 
@@ -528,21 +531,14 @@ def _qsy_action(params: Mapping[str, str], cors_origin: str | None) -> RigAction
 
 
 def handle_request(request: Request, policy: Policy, bucket: TokenBucket, now: float) -> Response | RigAction:
-    """Every check, in order: Host (rebinding), rate, Origin, preflight, token, route, parameters."""
+    """Every check, in order: Host (rebinding), Origin, preflight, token, rate, route, parameters.
+
+    The rate limit is spent only by requests that passed the Origin and token checks, so another web
+    page cannot use up the real page's budget."""
     headers = request.headers
     if not is_loopback_host(headers.get("host")):
         return error_response(
             RelayError(403, "host_not_allowed", "Host header must be 127.0.0.1, localhost or [::1]")
-        )
-    wait = bucket.take(now)
-    if wait:
-        return error_response(
-            RelayError(
-                429,
-                "rate_limited",
-                f"more than {bucket.rate:g} requests/s (burst {bucket.burst}); retry later",
-                headers=[("Retry-After", str(max(1, math.ceil(wait))))],
-            ),
         )
     origin = headers.get("origin")
     if origin is not None and origin not in policy.origins:
@@ -559,6 +555,14 @@ def handle_request(request: Request, policy: Policy, bucket: TokenBucket, now: f
             presented.encode("utf-8", "surrogateescape"), policy.token.encode("utf-8", "surrogateescape")
         ):
             raise RelayError(401, "token_wrong", f"the {TOKEN_HEADER} header does not match this relay")
+        wait = bucket.take(now)
+        if wait:
+            raise RelayError(
+                429,
+                "rate_limited",
+                f"more than {bucket.rate:g} requests/s (burst {bucket.burst}); retry later",
+                headers=[("Retry-After", str(max(1, math.ceil(wait))))],
+            )
         target = urlsplit(request.target)
         params = _single_query(target.query)
         if target.path == "/qsy":
@@ -678,6 +682,7 @@ class RigctldClient:
 class _Handler(BaseHTTPRequestHandler):
     server: _RelayServer
     server_version = "hamsrv-relay/1"
+    timeout = 10  # seconds a connection may sit idle: idle connections must not hold handler threads
 
     def version_string(self) -> str:
         return self.server_version

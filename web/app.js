@@ -15,8 +15,8 @@ let retry = 1000;
 
 relayUrl.value = localStorage.getItem("relayUrl") || relayUrl.value;
 relayToken.value = localStorage.getItem("relayToken") || "";
-relayUrl.onchange = () => localStorage.setItem("relayUrl", relayUrl.value);
-relayToken.onchange = () => localStorage.setItem("relayToken", relayToken.value);
+relayUrl.oninput = () => localStorage.setItem("relayUrl", relayUrl.value);  // every keystroke: a reload keeps it
+relayToken.oninput = () => localStorage.setItem("relayToken", relayToken.value);
 
 function filter() {
   const f = {};

@@ -165,7 +165,8 @@ def test_commands_are_formatted_for_the_extended_protocol() -> None:
         ("7.0000005", 7_000_000),  # half a hertz rounds to even
         ("7.0000015", 7_000_002),
         ("10368", 10_368_000_000),
-        ("450000", 450_000_000_000),
+        ("10500", 10_500_000_000),
+        ("0.03", 30_000),
     ],
 )
 def test_parse_mhz_accepts(text: str, hz: int) -> None:
@@ -174,8 +175,8 @@ def test_parse_mhz_accepts(text: str, hz: int) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "nan", "NaN", "inf", "-14.074", "+14.074", "1e3", "14,074", " 14.074", "14.", ".5", "0.1356",
-     "450000.000001", "0x10", "١٤.٠٧٤", "14.074\n"],
+    ["", "nan", "NaN", "inf", "-14.074", "+14.074", "1e3", "14,074", " 14.074", "14.", ".5", "0.0299",
+     "10500.000001", "0x10", "١٤.٠٧٤", "14.074\n", "9" * 400],
 )  # fmt: skip
 def test_parse_mhz_refuses(text: str) -> None:
     with pytest.raises(RelayError) as info:
@@ -341,6 +342,26 @@ def test_preflight_needs_no_token_but_an_allowed_origin() -> None:
     assert isinstance(plain, Response) and plain.status == 204
     assert all(name != "Access-Control-Allow-Private-Network" for name, _ in plain.headers)
     assert error_of(decide("/qsy", "OPTIONS", origin="<absent>")) == (403, "origin_not_allowed")
+
+
+def test_a_khz_figure_is_refused_with_a_hint() -> None:
+    """Issue 10: qsy?freq=14074 (kHz, as every spot shows) tuned the rig to 14,074 MHz."""
+    with pytest.raises(RelayError) as info:
+        parse_mhz("14074")
+    assert info.value.status == 400 and "did you mean kHz (14.074 MHz)?" in str(info.value)
+
+
+def test_requests_failing_origin_or_token_do_not_spend_the_rate_limit() -> None:
+    """Issue 10: the bucket was spent before the Origin and token checks, so any web page could starve
+    the real one."""
+    bucket = TokenBucket(10, 5, 0.0)
+    hostile = [Request("GET", "/status", {"host": "localhost", "origin": "https://evil.example"}),
+               Request("GET", "/status", {"host": "localhost", "x-relay-token": "guess"})]
+    for _ in range(50):
+        for request in hostile:
+            assert isinstance(handle_request(request, POLICY, bucket, 0.0), Response)
+    good = Request("GET", "/status", {"host": "localhost", "x-relay-token": TOKEN})
+    assert isinstance(handle_request(good, POLICY, bucket, 0.0), RigAction)
 
 
 def test_rate_limit_decision_has_retry_after() -> None:
