@@ -12,7 +12,8 @@ from hamsrv.model import Spot, normalize_call, valid_khz
 
 def spot_from_json(body: dict[str, Any], spotter: str, now: datetime | None = None) -> Spot:
     """`{"dx": "IP0TRC", "freq": 14025.0, "comment": "CQ"}`; freq in kHz as on the cluster."""
-    dx = normalize_call(str(body.get("dx", "")))
+    dx_text = body.get("dx", "")
+    dx = normalize_call(dx_text) if isinstance(dx_text, str) else None
     if dx is None:
         raise InputError("dx must be a callsign", field="dx")
     freq = body.get("freq")

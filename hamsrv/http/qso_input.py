@@ -21,6 +21,9 @@ def row_from_json(body: dict[str, Any], base: dict[str, Any] | None = None) -> d
             raise InputError(f"{key!r} is not an ADIF field name", field=str(key))
         if value is None:
             fields.pop(name, None)
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+            raise InputError(f"{key} is not a number any field holds", field=name.lower())  # str() of
+            # a 4,300-digit int raises, and no ADIF value is that long
         elif isinstance(value, str | int | float) and not isinstance(value, bool):
             fields[name] = str(value)
         else:
