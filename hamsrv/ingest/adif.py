@@ -511,6 +511,7 @@ class AdiParser(_Events):
 _RECORD_OPEN = re.compile(rb"<RECORD[\s>/]")
 _ELEMENT_START = re.compile(rb"<[A-Za-z_]")
 _MAX_PROLOGUE = 64 * 1024
+_MAX_DEPTH = 32  # ADX needs 4 levels (ADX, RECORDS, RECORD, field); each open level is kept in memory
 
 
 class AdxParser(_Events):
@@ -624,7 +625,9 @@ class AdxParser(_Events):
         depth = len(self._path)
         self._path.append(elem)
         tag = _local(elem.tag)
-        if depth == 0 and tag != "ADX":
+        if depth >= _MAX_DEPTH:
+            self._fail(f"elements nested more than {_MAX_DEPTH} deep")
+        elif depth == 0 and tag != "ADX":
             self._fail(f"root element is <{tag}>, not <ADX>")
         elif depth == 1:
             self._section = tag
