@@ -37,6 +37,7 @@ __all__ = [
     "HAMLIB_MODES",
     "MAX_HZ",
     "MIN_HZ",
+    "parse_ranges",
     "Policy",
     "RelayError",
     "Request",
@@ -146,9 +147,12 @@ HAMLIB_MODES: frozenset[str] = frozenset(
     }
 )  # fmt: skip
 
-#: 135.7 kHz (bottom of the 2200 m band) .. 450 GHz: every amateur allocation, nothing absurd.
-MIN_HZ = 30_000  # 30 kHz: below every amateur band (2200 m starts at 135.7 kHz)
-MAX_HZ = 10_500_000_000  # 10.5 GHz: the top of 3 cm, as high as ordinary rigs and transverters go
+#: 30 kHz .. 10.5 GHz: what a rig that does not list its own ranges may be tuned to. Wide enough for
+#: every HF/VHF/UHF/SHF rig, narrow enough that a kHz figure sent as MHz (14074) is refused.
+MIN_HZ = 30_000
+MAX_HZ = 10_500_000_000
+#: Seconds a browser connection may sit idle (or dribble its request) before its thread lets go.
+HANDLER_TIMEOUT = 10.0
 
 #: Passband sent with ``M``: 0 = the backend's normal filter for the new mode (rigctl(1)); -1 would
 #: keep the old mode's filter, e.g. a 500 Hz CW filter after switching to USB.
@@ -284,6 +288,8 @@ def format_reply(reply: RigReply) -> bytes:
 
 
 GET_FREQ = b"+\\get_freq\n"
+DUMP_CAPS = b"+\\dump_caps\n"
+_RANGE_LINE = re.compile(r"\t([0-9]{1,12}) Hz - ([0-9]{1,12}) Hz")
 GET_MODE = b"+\\get_mode\n"
 GET_PTT = b"+\\get_ptt\n"
 
@@ -304,6 +310,35 @@ def set_mode_command(mode: str, passband: int = DEFAULT_PASSBAND) -> bytes:
     return f"+\\set_mode {mode} {passband}\n".encode()
 
 
+Ranges = tuple[tuple[int, int], ...]
+
+
+def parse_ranges(reply: RigReply) -> Ranges:
+    """The receive ranges (Hz) of a ``\\dump_caps`` reply: the lines ``\t150000 Hz - 1500000000 Hz``
+    under each ``RX ranges`` heading. Empty when the rig lists none."""
+    ranges: list[tuple[int, int]] = []
+    in_rx = False
+    for record in reply.records:
+        if not record.startswith("\t"):
+            in_rx = record.startswith("RX ranges") and "status" not in record
+        elif in_rx and (match := _RANGE_LINE.fullmatch(record)):
+            low, high = int(match[1]), int(match[2])
+            if 0 < low <= high:
+                ranges.append((low, high))
+    return tuple(sorted(set(ranges)))
+
+
+def check_in_ranges(hz: int, text: str, ranges: Ranges) -> None:
+    """Refuse a frequency the rig cannot tune, with a hint when the figure was plainly kHz."""
+    if any(low <= hz <= high for low, high in ranges):
+        return
+    shown = ", ".join(f"{low / 1e6:g}-{high / 1e6:g}" for low, high in ranges)
+    message = f"freq {text} MHz is outside {shown} MHz"
+    if any(low <= hz // 1000 <= high for low, high in ranges):
+        message += f"; did you mean kHz ({Decimal(text) / 1000} MHz)?"
+    raise RelayError(400, "bad_frequency", message)
+
+
 def parse_mhz(text: str) -> int:
     """Frequency in MHz as the old page sends it (``14.074``) -> whole Hz, bounds checked.
 
@@ -314,15 +349,7 @@ def parse_mhz(text: str) -> int:
             400, "bad_frequency", f"freq must be MHz like 14.074 (digits and one dot), got {text[:40]!r}"
         )
     hz = int((Decimal(text) * 1_000_000).to_integral_value(rounding=ROUND_HALF_EVEN))
-    if not MIN_HZ <= hz <= MAX_HZ:
-        hint = ""
-        if MIN_HZ <= hz // 1000 <= MAX_HZ:  # 14074 is a kHz figure, as every spot shows it
-            hint = f"; did you mean kHz ({hz // 1000 / 1e6:g} MHz)?"
-        raise RelayError(
-            400,
-            "bad_frequency",
-            f"freq {text} MHz outside {MIN_HZ / 1e6:g} MHz .. {MAX_HZ / 1e6:g} MHz{hint}",
-        )
+    check_in_ranges(hz, text, ((MIN_HZ, MAX_HZ),))
     return hz
 
 
@@ -418,6 +445,7 @@ class Policy:
 
     origins: frozenset[str]
     token: str
+    ranges: Ranges = ((MIN_HZ, MAX_HZ),)  # what the rig tunes (its \\dump_caps), else the fallback
 
 
 @dataclass(frozen=True)
@@ -495,9 +523,9 @@ def _status_body(replies: Sequence[RigReply]) -> dict[str, object]:
     freq_reply.raise_for_code()
     mode_reply.raise_for_code()
     try:
-        hz = int(float(freq_reply.value("Frequency")))
+        hz = int(float(freq_reply.value("Frequency")))  # OverflowError on inf, ValueError on nan
         passband = int(mode_reply.value("Passband"))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise RigProtocolError(f"rigctld sent a non-numeric frequency or passband: {exc}") from None
     body: dict[str, object] = {
         "frequency_hz": hz,
@@ -515,10 +543,11 @@ def _status_body(replies: Sequence[RigReply]) -> dict[str, object]:
     return body
 
 
-def _qsy_action(params: Mapping[str, str], cors_origin: str | None) -> RigAction:
+def _qsy_action(params: Mapping[str, str], cors_origin: str | None, ranges: Ranges) -> RigAction:
     if "freq" not in params:
         raise RelayError(400, "bad_frequency", "missing freq (MHz), e.g. /qsy?freq=14.074&mode=USB")
     hz = parse_mhz(params["freq"])
+    check_in_ranges(hz, params["freq"], ranges)
     mode = parse_mode(params["mode"]) if params.get("mode") else None
     commands = [set_freq_command(hz)] + ([set_mode_command(mode)] if mode else [])
 
@@ -532,9 +561,8 @@ def _qsy_action(params: Mapping[str, str], cors_origin: str | None) -> RigAction
 
 def handle_request(request: Request, policy: Policy, bucket: TokenBucket, now: float) -> Response | RigAction:
     """Every check, in order: Host (rebinding), Origin, preflight, token, rate, route, parameters.
-
-    The rate limit is spent only by requests that passed the Origin and token checks, so another web
-    page cannot use up the real page's budget."""
+    The rate is spent only by callers that passed the Origin and token checks, so another web page
+    cannot starve the real one."""
     headers = request.headers
     if not is_loopback_host(headers.get("host")):
         return error_response(
@@ -566,7 +594,7 @@ def handle_request(request: Request, policy: Policy, bucket: TokenBucket, now: f
         target = urlsplit(request.target)
         params = _single_query(target.query)
         if target.path == "/qsy":
-            return _qsy_action(params, origin)
+            return _qsy_action(params, origin, policy.ranges)
         if target.path == "/status":
             return RigAction((GET_FREQ, GET_MODE, GET_PTT), _status_body, origin)
         raise RelayError(404, "not_found", "paths are /qsy?freq=MHZ[&mode=MODE] and /status")
@@ -647,6 +675,12 @@ class RigctldClient:
         finally:
             self._lock.release()
 
+    def tuning_ranges(self) -> Ranges:
+        """The rig's receive ranges from ``\\dump_caps``; empty when it lists none."""
+        [reply] = self.run([DUMP_CAPS])
+        reply.raise_for_code()
+        return parse_ranges(reply)
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -682,7 +716,11 @@ class RigctldClient:
 class _Handler(BaseHTTPRequestHandler):
     server: _RelayServer
     server_version = "hamsrv-relay/1"
-    timeout = 10  # seconds a connection may sit idle: idle connections must not hold handler threads
+
+    @property
+    def timeout(self) -> float:  # type: ignore[override]
+        """The socket's timeout: an idle or dribbling browser connection cannot hold a thread."""
+        return self.server.idle_timeout
 
     def version_string(self) -> str:
         return self.server_version
@@ -725,13 +763,15 @@ class _RelayServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, listen: tuple[str, int], policy: Policy, bucket: TokenBucket, rig: RigctldClient
+        self, listen: tuple[str, int], policy: Policy, bucket: TokenBucket, rig: RigctldClient,
+        idle_timeout: float = HANDLER_TIMEOUT,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
         super().__init__(listen, _Handler)
         self.policy = policy
         self.bucket = bucket
         self.rig = rig
+        self.idle_timeout = idle_timeout
         self._decide_lock = threading.Lock()
 
     def decide(self, request: Request) -> Response | RigAction:
@@ -787,8 +827,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for rigctld (default 2)")
     parser.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
+    parser.add_argument("--idle-timeout", type=float, default=HANDLER_TIMEOUT,
+                        help=f"seconds a browser connection may stay silent (default {HANDLER_TIMEOUT:g})")
     parser.add_argument("--burst", type=int, default=20, help="burst size (default 20)")
     return parser
+
+
+def _ranges_of(rig: RigctldClient) -> Ranges:
+    """The rig's own ranges when rigctld answers now, else the 30 kHz-10.5 GHz fallback."""
+    try:
+        ranges = rig.tuning_ranges()
+    except RelayError as exc:
+        print(f"hamsrv-relay: rig ranges unknown ({exc}); allowing {MIN_HZ / 1e3:g} kHz-{MAX_HZ / 1e9:g} GHz",
+              file=sys.stderr)
+        return ((MIN_HZ, MAX_HZ),)
+    clipped = tuple((max(low, MIN_HZ), min(high, MAX_HZ)) for low, high in ranges if low <= MAX_HZ and high >= MIN_HZ)
+    return clipped or ((MIN_HZ, MAX_HZ),)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -797,14 +851,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _parser().error("give at least one --origin (the hamsrv page's https://host)")
     if args.token is not None and len(args.token) < 8:
         _parser().error("--token must be at least 8 characters")
-    if args.rate <= 0 or args.burst < 1 or args.timeout <= 0:
-        _parser().error("--rate and --timeout must be > 0 and --burst >= 1")
+    if args.rate <= 0 or args.burst < 1 or args.timeout <= 0 or args.idle_timeout <= 0:
+        _parser().error("--rate, --timeout and --idle-timeout must be > 0 and --burst >= 1")
     token = args.token if args.token is not None else secrets.token_urlsafe(18)
-    policy = Policy(frozenset(args.origin), token)
-    bucket = TokenBucket(args.rate, args.burst, time.monotonic())
     rig = RigctldClient(args.rigctld[0], args.rigctld[1], timeout=args.timeout)
+    policy = Policy(frozenset(args.origin), token, _ranges_of(rig))
+    bucket = TokenBucket(args.rate, args.burst, time.monotonic())
     try:
-        server = _RelayServer(args.listen, policy, bucket, rig)
+        server = _RelayServer(args.listen, policy, bucket, rig, args.idle_timeout)
     except OSError as exc:
         print(f"hamsrv-relay: cannot listen on {args.listen[0]}:{args.listen[1]}: {exc}", file=sys.stderr)
         return 1

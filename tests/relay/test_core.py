@@ -21,12 +21,14 @@ from relay.relay import (
     RigProtocolError,
     RigReply,
     TokenBucket,
+    _status_body,
     format_reply,
     handle_request,
     is_loopback_host,
     normalize_origin,
     parse_mhz,
     parse_mode,
+    parse_ranges,
     parse_reply,
     rig_error,
     set_freq_command,
@@ -159,7 +161,7 @@ def test_commands_are_formatted_for_the_extended_protocol() -> None:
     ("text", "hz"),
     [
         ("14.074", 14_074_000),
-        ("0.1357", 135_700),
+        ("0.03", 30_000),
         ("7.0741000000001", 7_074_100),
         ("14.074000000000002", 14_074_000),  # JavaScript float text
         ("7.0000005", 7_000_000),  # half a hertz rounds to even
@@ -388,3 +390,27 @@ def test_any_request_gets_a_decision(method: str, target: str, headers: dict[str
     assert isinstance(decision, (Response, RigAction))
     if isinstance(decision, Response) and decision.body:
         json.loads(decision.body)
+
+
+# ---- hardening (issue 10)
+def test_the_rigs_own_ranges_come_from_dump_caps() -> None:
+    capture = json.loads((testdata.TESTDATA / "hamlib" / "rigctld_rotctld_capture.json").read_text())
+    text = next(step["recv"] for step in capture["rigctld"] if step.get("send") == "\\dump_caps\n")
+    reply = parse_reply(("dump_caps:\n" + text).encode("latin-1"))
+    ranges = parse_ranges(reply)
+    assert ranges == ((150_000, 1_500_000_000),)
+    policy = Policy(frozenset({ORIGIN}), TOKEN, ranges)
+    headers = {"host": "localhost", "x-relay-token": TOKEN, "origin": ORIGIN}
+    assert isinstance(handle_request(Request("GET", "/qsy?freq=144.300", headers), policy,
+                                     TokenBucket(10, 10, 0.0), 0.0), RigAction)
+    refused = handle_request(Request("GET", "/qsy?freq=2400", headers), policy, TokenBucket(10, 10, 0.0), 0.0)
+    assert error_of(refused) == (400, "bad_frequency")
+    assert isinstance(refused, Response) and b"0.15-1500 MHz" in refused.body
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "9" * 5000])
+def test_a_non_finite_frequency_from_the_rig_is_a_protocol_error(value: str) -> None:
+    replies = (RigReply("get_freq:", (f"Frequency: {value}",), 0), RigReply("get_mode:", ("Mode: USB", "Passband: 2400"), 0),
+               RigReply("get_ptt:", ("PTT: 0",), 0))
+    with pytest.raises(RigProtocolError):
+        _status_body(replies)

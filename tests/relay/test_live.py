@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 import tomllib
 from collections.abc import Iterator
 from importlib import import_module
@@ -309,3 +310,26 @@ def test_console_script_points_at_main() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     module_name, _, attribute = scripts["hamsrv-relay"].partition(":")
     assert callable(getattr(import_module(module_name), attribute))
+
+
+def test_the_rigs_own_ranges_bound_qsy(relay: Relay, rig: Rig) -> None:
+    """The dummy rig tunes 150 kHz-1500 MHz (its \\dump_caps): 2.4 GHz is refused before rigctld."""
+    before = rig.frequency()
+    status, _, body = relay.call("/qsy?freq=2400")
+    assert status == 400 and body is not None and "0.15-1500 MHz" in str(body["message"])
+    status, _, body = relay.call("/qsy?freq=14074")
+    assert status == 400 and body is not None and "did you mean kHz" in str(body["message"])
+    assert rig.frequency() == before
+
+
+def test_an_idle_browser_connection_is_closed(rig: Rig) -> None:
+    relay = start_relay("--rigctld", f"127.0.0.1:{rig.port}", "--idle-timeout", "0.5")
+    try:
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=10) as idle:
+            idle.sendall(b"GET /status HTTP/1.1\r\n")  # and never the rest
+            began = time.monotonic()
+            while idle.recv(4096):
+                pass
+            assert time.monotonic() - began < 5
+    finally:
+        stop_relay(relay)

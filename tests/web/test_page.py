@@ -93,3 +93,15 @@ async def test_page_shows_history_then_live_spots_and_filters_by_band(running: A
     running.hub.publish(spot("PY2ABC", 14030.0))
     await page.wait_for("document.querySelectorAll('#spots tbody tr').length === 1")
     assert await page.evaluate("document.querySelector('#spots tbody tr').cells[2].textContent") == "PY2ABC"
+
+
+async def test_the_relay_pairing_token_survives_a_reload(running: Any, page: Page) -> None:
+    """Typed (or pasted) and then reloaded without leaving the field: the token is still there."""
+    await page.call("Page.navigate", url=f"http://127.0.0.1:{running.http_port}/")
+    await page.wait_for("document.readyState === 'complete'")
+    await page.evaluate("document.getElementById('relay-settings').open = true;"
+                        " document.getElementById('relay-token').focus()")
+    await page.call("Input.insertText", text="pairing-token-123")
+    await page.call("Page.reload")
+    await page.wait_for("document.readyState === 'complete' && !!document.getElementById('relay-token')")
+    assert await page.wait_for("document.getElementById('relay-token').value") == "pairing-token-123"
