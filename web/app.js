@@ -32,17 +32,27 @@ function cell(text, cls) {
   return td;
 }
 
+const shown = new Set();  // ids in the table: history and live frames may overlap after a filter change
+
 function addSpot(s) {
+  if (shown.has(s.id)) return;
+  shown.add(s.id);
   const tr = document.createElement("tr");
   tr.className = "new";
   tr.dataset.id = s.id;
   const freq = cell(s.freq.toFixed(1), "freq");
   freq.title = "tune the radio";
   freq.onclick = () => qsy(s.freq, s.mode);
-  tr.append(cell(s.time.slice(11, 16)), freq, cell(s.dx), cell(s.country), cell(s.band),
-            cell(s.mode), cell(s.comment), cell(s.spotter));
+  const dx = cell(s.dx, "dx");
+  dx.title = "propagation to " + s.dx;
+  dx.onclick = () => { propTo.value = s.dx; showPropagation(); };
+  tr.append(cell(s.time.slice(11, 16)), freq, dx, cell(s.country, "wide"), cell(s.band),
+            cell(s.mode), cell(s.comment, "wide"), cell(s.spotter, "wide"));
   tbody.prepend(tr);
-  while (tbody.rows.length > MAX_ROWS) tbody.deleteRow(-1);
+  while (tbody.rows.length > MAX_ROWS) {
+    shown.delete(Number(tbody.rows[tbody.rows.length - 1].dataset.id));
+    tbody.deleteRow(-1);
+  }
   lastId = Math.max(lastId, s.id);
 }
 
@@ -56,6 +66,49 @@ async function loadHistory() {
   const body = await r.json();
   body.spots.forEach(addSpot);
   lastId = Math.max(lastId, body.last_id);
+}
+
+// Propagation: MUF by UTC hour from the home grid to a locator or to a spot's DX (its country).
+const homeGrid = document.getElementById("home-grid");
+const propTo = document.getElementById("prop-to");
+const propInfo = document.getElementById("prop-info");
+const propChart = document.getElementById("prop-chart");
+homeGrid.value = localStorage.getItem("homeGrid") || "";
+homeGrid.oninput = () => localStorage.setItem("homeGrid", homeGrid.value);
+document.getElementById("prop-form").onsubmit = (ev) => { ev.preventDefault(); showPropagation(); };
+
+async function showPropagation() {
+  document.getElementById("prop").open = true;
+  if (!homeGrid.value) { propInfo.textContent = "enter your grid locator first"; homeGrid.focus(); return; }
+  const q = new URLSearchParams({from: homeGrid.value, to: propTo.value});
+  const r = await fetch(`/api/propagation?${q}`);
+  const body = await r.json();
+  if (!r.ok) { propInfo.textContent = body.error; propChart.replaceChildren(); return; }
+  const i = body.inputs;
+  propInfo.textContent = `${body.from} to ${body.to}, ${body.distance_km} km, ${body.method}; ` +
+    `SFI ${i.flux}${i.kp != null ? `, Kp ${i.kp}` : ""}${i.stale ? " (stale)" : ""}` +
+    `${body.storm ? " - geomagnetic storm: expect worse" : ""}`;
+  drawMuf(body.hours);
+}
+
+function drawMuf(hours) {
+  const ns = "http://www.w3.org/2000/svg";
+  const top = Math.max(30, ...hours.map(h => h.muf));
+  const parts = [];
+  hours.forEach((h, n) => {
+    const height = 120 * h.muf / top;
+    const bar = document.createElementNS(ns, "rect");
+    bar.setAttribute("x", 20 * n + 2); bar.setAttribute("y", 130 - height);
+    bar.setAttribute("width", 16); bar.setAttribute("height", height);
+    const tip = document.createElementNS(ns, "title");
+    tip.textContent = `${String(h.hour).padStart(2, "0")} UTC: MUF ${h.muf} MHz, best ${h.best_band || "none"}`;
+    bar.append(tip);
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", 20 * n + 4); label.setAttribute("y", 145);
+    label.textContent = h.hour % 3 ? "" : String(h.hour);
+    parts.push(bar, label);
+  });
+  propChart.replaceChildren(...parts);
 }
 
 async function connect() {
@@ -79,9 +132,12 @@ async function connect() {
   };
 }
 
-function resubscribe() {
+// A new filter: the table shows that filter's history again, and the firehose sends only its spots.
+async function resubscribe() {
   tbody.replaceChildren();
+  shown.clear();
   if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({subscribe: filter()}));
+  try { await loadHistory(); } catch (e) { note.textContent = "could not load the history for this filter"; }
 }
 bandSel.onchange = resubscribe;
 modeSel.onchange = resubscribe;

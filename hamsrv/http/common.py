@@ -15,6 +15,7 @@ import trio
 from quart import Response, current_app, jsonify, request
 
 from hamsrv.config import Config
+from hamsrv.cty import CtyTable
 from hamsrv.db.database import Database
 from hamsrv.firehose.hub import Hub
 from hamsrv.identity.tokens import user_for_token
@@ -46,6 +47,7 @@ class AppState:
     spool_dir: Path | None = None  # where uploads wait for the database (None: the system's temp dir)
     web_dir: Path = Config.web_dir
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
+    cty: CtyTable | None = None  # DXCC prefixes, for answers about a callsign's country
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
 
     async def publish_spot(self, spot: Spot) -> bytes | None:

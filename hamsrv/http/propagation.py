@@ -1,4 +1,5 @@
-"""GET /api/propagation: hourly path MUF between two locators, from the latest solar data."""
+"""GET /api/propagation: hourly path MUF between two locators (or a callsign's country), from the
+latest solar data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 from quart import Blueprint, current_app, jsonify, request
 
 from hamsrv import propagation
+from hamsrv.cty import CtyTable
 from hamsrv.http.common import ApiError, AppState, reject_unknown_params
+from hamsrv.model import normalize_call
 from hamsrv.propagation import SolarReading
 
 blueprint = Blueprint("propagation", __name__)
@@ -30,23 +33,28 @@ def _number(name: str, lo: float, hi: float) -> float | None:
     return value
 
 
-def _locator(name: str) -> tuple[str, float, float]:
+def _place(name: str, cty: CtyTable | None) -> tuple[str, float, float]:
+    """A Maidenhead locator, or a callsign placed at its DXCC entity's centre (cty.dat)."""
     text = request.args.get(name)
     if not text:
         raise ApiError(400, f"{name} is required: a Maidenhead locator such as FN31 or JO62qm", name)
     try:
         lat, lon = propagation.locator_to_latlon(text)
+        return text.strip().upper(), lat, lon
     except propagation.LocatorError as exc:
-        raise ApiError(400, str(exc), name) from None
-    return text.strip().upper(), lat, lon
+        call = normalize_call(text)
+        entity = cty.lookup(call) if call and cty is not None else None
+        if entity is None:
+            raise ApiError(400, f"{exc}, nor a callsign of a known DXCC entity", name) from None
+        return f"{call} ({entity.name})", entity.lat, entity.lon
 
 
 @blueprint.get("/api/propagation")
 async def get_propagation() -> Any:
     reject_unknown_params({"from", "to", "date", "path", "flux", "kp"})
     state: AppState = current_app.extensions["hamsrv"]
-    src, lat1, lon1 = _locator("from")
-    dst, lat2, lon2 = _locator("to")
+    src, lat1, lon1 = _place("from", state.cty)
+    dst, lat2, lon2 = _place("to", state.cty)
     path = request.args.get("path", "short")
     if path not in ("short", "long"):
         raise ApiError(400, "path must be short or long", "path")

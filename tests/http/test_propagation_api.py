@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hamsrv import propagation
+from hamsrv import cty, propagation
 from hamsrv.propagation import SolarReading
 from tests.api import Api
 
@@ -58,3 +58,14 @@ async def test_bad_requests_name_the_field(api: Api) -> None:
             r = await client.get("/api/propagation", params=params)
             assert r.status_code == 400, (params, r.text)
             assert r.json()["field"] == field
+
+
+async def test_to_a_callsigns_country(api: Api) -> None:
+    """The page asks for the path to a spot's DX: a callsign is placed at its DXCC entity (cty.dat)."""
+    api.state.cty = cty.load_default()
+    async with api.client() as client:
+        r = await client.get("/api/propagation", params={"from": "FN31", "to": "JA1XYZ", "flux": "120"})
+        assert r.status_code == 200, r.text
+        assert r.json()["to"] == "JA1XYZ (Japan)" and 10_000 < r.json()["distance_km"] < 12_000
+        bad = await client.get("/api/propagation", params={"from": "FN31", "to": "QQ9QQQ", "flux": "120"})
+        assert bad.status_code == 400 and bad.json()["field"] == "to"

@@ -1,107 +1,154 @@
-"""The web page in a real headless Chromium, driven over the DevTools protocol with trio-websocket."""
+"""The web page in a real headless Chromium (the system `chromium`), driven by Playwright.
+
+Playwright's sync API runs in a worker thread; the running hamsrv stays in the trio thread, and the
+scenario publishes spots into it through `trio.from_thread`. Screenshots of each view, at desktop and
+phone width, go to build/screens/ (attached to the issue's closing note).
+"""
 
 from __future__ import annotations
 
-import itertools
-import json
 import shutil
-import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
 import trio
-from trio_websocket import WebSocketConnection, open_websocket_url
+from playwright.sync_api import Page, expect, sync_playwright
 
 from hamsrv.model import Spot
+from tests.testdata import REPO
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--remote-debugging-port=0"]
-
-
-class Page:
-    def __init__(self, ws: WebSocketConnection):
-        self.ws, self.ids = ws, itertools.count(1)
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        ident = next(self.ids)
-        await self.ws.send_message(json.dumps({"id": ident, "method": method, "params": params}))
-        while True:
-            reply = json.loads(await self.ws.get_message())
-            if reply.get("id") == ident:
-                assert "error" not in reply, reply
-                return dict(reply["result"])
-
-    async def evaluate(self, expression: str) -> Any:
-        result = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result["result"].get("value")
-
-    async def wait_for(self, expression: str, timeout: float = 15) -> Any:
-        with trio.fail_after(timeout):
-            while not (value := await self.evaluate(expression)):
-                await trio.sleep(0.1)
-        return value
-
-
-@pytest.fixture
-async def page(tmp_path: Path) -> AsyncIterator[Page]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium is not installed (scripts/install-test-deps installs it)"
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        port_file = profile / "DevToolsActivePort"
-        with trio.fail_after(30):
-            while not port_file.exists() or not port_file.read_text().strip():
-                await trio.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        async with httpx.AsyncClient() as client:
-            targets = (await client.get(f"http://127.0.0.1:{port}/json/list")).json()
-        target = next(t for t in targets if t["type"] == "page")
-        async with open_websocket_url(target["webSocketDebuggerUrl"], max_message_size=16 << 20) as ws:
-            yield Page(ws)
-    finally:
-        proc.kill()
-        proc.wait()
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu"]
+SCREENS = REPO / "build" / "screens"
+PHONE = {"width": 390, "height": 844}
 
 
 def spot(dx: str, khz: float) -> Spot:
     return Spot(spotter="G4XYZ", freq=khz, dx=dx, comment="cq", time=datetime.now(UTC).replace(second=0))
 
 
-async def test_page_shows_history_then_live_spots_and_filters_by_band(running: Any, page: Page) -> None:
+async def in_browser(scenario: Callable[[Page, Callable[[Spot], None]], None], running: Any,
+                     viewport: dict[str, int] | None = None) -> None:
+    """Run `scenario(page, publish)` in Chromium; publish(spot) puts a spot on the running firehose."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is not installed (scripts/install-test-deps installs it)"
+
+    def publish(s: Spot) -> None:
+        def now() -> None:
+            running.hub.publish(s)
+            running.hub.flush_tick()
+        trio.from_thread.run_sync(now)
+
+    def run() -> None:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport=viewport or {"width": 1280, "height": 800})
+                page.set_default_timeout(15_000)
+                scenario(page, publish)
+            finally:
+                browser.close()
+
+    await trio.to_thread.run_sync(run)
+
+
+def rows(page: Page) -> list[list[str]]:
+    result: list[list[str]] = page.eval_on_selector_all(
+        "#spots tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    return result
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENS / f"{name}.png"), full_page=True)
+
+
+async def test_history_then_live_spots_and_a_band_filter_keeps_its_history(running: Any) -> None:
     running.hub.publish(spot("JA1XYZ", 14025.0))
-    await page.call("Page.navigate", url=f"http://127.0.0.1:{running.http_port}/")
-    assert await page.wait_for("document.getElementById('status').textContent === 'live'")
-    await page.wait_for("document.querySelectorAll('#spots tbody tr').length === 1")
-    running.hub.publish(spot("VK2ABC", 7010.0))
-    await page.wait_for("document.querySelectorAll('#spots tbody tr').length === 2")
-    rows = await page.evaluate("[...document.querySelectorAll('#spots tbody tr')]"
-                               ".map(r => [...r.cells].map(c => c.textContent))")
-    assert rows[0][2] == "VK2ABC" and rows[0][4] == "40m" and rows[0][3] == "Australia"
-    assert rows[1][2] == "JA1XYZ" and rows[1][1] == "14025.0" and rows[1][7] == "G4XYZ"
+    running.hub.publish(spot("DL1ABC", 7003.0))
+    running.hub.flush_tick()
+    url = f"http://127.0.0.1:{running.http_port}/"
 
-    await page.evaluate("const b = document.getElementById('band'); b.value = '20m';"
-                        " b.dispatchEvent(new Event('change'))")
-    await page.wait_for("document.querySelectorAll('#spots tbody tr').length === 0")
-    running.hub.publish(spot("ZS6DEF", 7012.0))  # 40 m: filtered out by the server
-    running.hub.publish(spot("PY2ABC", 14030.0))
-    await page.wait_for("document.querySelectorAll('#spots tbody tr').length === 1")
-    assert await page.evaluate("document.querySelector('#spots tbody tr').cells[2].textContent") == "PY2ABC"
+    def scenario(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.goto(url)
+        expect(page.locator("#status")).to_have_text("live")
+        expect(page.locator("#spots tbody tr")).to_have_count(2)
+        publish(spot("VK2ABC", 7010.0))
+        expect(page.locator("#spots tbody tr")).to_have_count(3)
+        first = rows(page)[0]
+        assert first[2] == "VK2ABC" and first[4] == "40m" and first[3] == "Australia"
+        screenshot(page, "spots-desktop")
+        page.select_option("#band", "20m")  # the 20 m history comes back, not an empty table
+        expect(page.locator("#spots tbody tr")).to_have_count(1)
+        assert rows(page)[0][2] == "JA1XYZ"
+        publish(spot("ZS6DEF", 7012.0))  # 40 m: filtered out by the server
+        publish(spot("PY2ABC", 14030.0))
+        expect(page.locator("#spots tbody tr")).to_have_count(2)
+        assert [r[2] for r in rows(page)] == ["PY2ABC", "JA1XYZ"]
+
+    await in_browser(scenario, running)
 
 
-async def test_the_relay_pairing_token_survives_a_reload(running: Any, page: Page) -> None:
+async def test_phone_width_fits_and_propagation_to_a_clicked_spot(running: Any) -> None:
+    running.hub.publish(spot("JA1XYZ", 14025.0))
+    running.hub.flush_tick()
+    url = f"http://127.0.0.1:{running.http_port}/"
+
+    def scenario(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.goto(url)
+        expect(page.locator("#spots tbody tr")).to_have_count(1)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the page is {width} px wide at a {PHONE['width']} px screen"
+        screenshot(page, "spots-phone")
+        page.click("#prop summary")
+        page.fill("#home-grid", "FN31")
+        page.click("#spots tbody tr td.dx")  # the path to the spot's DX (its country, from cty.dat)
+        expect(page.locator("#prop-info")).to_contain_text("JA1XYZ (Japan)")
+        expect(page.locator("#prop-chart rect")).to_have_count(24)
+        screenshot(page, "propagation-phone")
+        page.reload()  # the home grid is kept across reloads
+        expect(page.locator("#home-grid")).to_have_value("FN31")
+
+    await in_browser(scenario_with_flux(scenario), running, viewport=PHONE)
+
+
+def scenario_with_flux(scenario: Callable[[Page, Callable[[Spot], None]], None]
+                       ) -> Callable[[Page, Callable[[Spot], None]], None]:
+    """Give the page solar data as the NOAA sync would (a fixed flux), through a routed API answer."""
+    def wrapped(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.route("**/api/propagation?*", lambda route: route.continue_(url=route.request.url + "&flux=140"))
+        scenario(page, publish)
+    return wrapped
+
+
+async def test_propagation_without_solar_data_says_so(running: Any) -> None:
+    url = f"http://127.0.0.1:{running.http_port}/"
+
+    def scenario(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.goto(url)
+        page.click("#prop summary")
+        page.fill("#home-grid", "FN31")
+        page.fill("#prop-to", "JO62")
+        page.click("#prop-form button")
+        expect(page.locator("#prop-info")).to_contain_text("no solar data yet")
+        page.fill("#prop-to", "nowhere")
+        page.click("#prop-form button")
+        expect(page.locator("#prop-info")).to_contain_text("not a Maidenhead locator")
+
+    await in_browser(scenario, running)
+
+
+
+async def test_the_relay_pairing_token_survives_a_reload(running: Any) -> None:
     """Typed (or pasted) and then reloaded without leaving the field: the token is still there."""
-    await page.call("Page.navigate", url=f"http://127.0.0.1:{running.http_port}/")
-    await page.wait_for("document.readyState === 'complete'")
-    await page.evaluate("document.getElementById('relay-settings').open = true;"
-                        " document.getElementById('relay-token').focus()")
-    await page.call("Input.insertText", text="pairing-token-123")
-    await page.call("Page.reload")
-    await page.wait_for("document.readyState === 'complete' && !!document.getElementById('relay-token')")
-    assert await page.wait_for("document.getElementById('relay-token').value") == "pairing-token-123"
+    url = f"http://127.0.0.1:{running.http_port}/"
+
+    def scenario(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.goto(url)
+        page.click("#relay-settings summary")
+        page.focus("#relay-token")
+        page.keyboard.insert_text("pairing-token-123")
+        page.reload()
+        expect(page.locator("#relay-token")).to_have_value("pairing-token-123")
+
+    await in_browser(scenario, running)
