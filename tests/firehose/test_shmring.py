@@ -165,5 +165,5 @@ def test_readers_in_other_processes(slots: int, capacity: int, count: int) -> No
         assert kind == "ok", got
         if slots > count:
             assert (got, laps) == (count, 0)
-        else:  # far behind a fast writer: laps are seen, and whatever was read was whole
-            assert laps > 0 and got <= count
+        else:  # racing a fast writer over 16 slots: whatever was read was whole (laps depend on timing)
+            assert got + laps > 0 and got <= count
