@@ -54,6 +54,9 @@ def decode_cursor(text: str) -> tuple[datetime, int]:
         raise ApiError(400, "cursor is not one this server issued", "cursor") from None
 
 
+BODY_LEFT_UNREAD = (408, 413, 507)  # refused while the client may still be sending its body
+
+
 def create_app(state: AppState) -> QuartTrio:
     app = QuartTrio(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = state.max_upload_bytes
@@ -62,7 +65,10 @@ def create_app(state: AppState) -> QuartTrio:
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:
-        return error(exc.status, str(exc), exc.field)
+        response = error(exc.status, str(exc), exc.field)
+        if exc.status in BODY_LEFT_UNREAD:  # the rest of the body is never read: end the connection
+            response.headers["Connection"] = "close"
+        return response
 
     @app.errorhandler(InputError)
     async def on_input_error(exc: InputError) -> Response:
