@@ -20,8 +20,10 @@ from datetime import UTC, datetime, timedelta
 
 from hamsrv.model import Spot, decode_text, valid_khz, without_control
 
-# A security limit: no real cluster line comes near this; longer input is rejected unparsed.
+# A security limit for every line the cluster port and links read (users, feeds, upstream nodes): no
+# real cluster line comes near it; longer input is rejected unparsed.
 MAX_LINE = 1024
+LOGIN_TIMEOUT = 60.0  # seconds for a login, both ways (DXSpider ExtMsg.pm uses 60)
 # A spot time up to this far ahead of `now` is clock skew, not yesterday's spot.
 FUTURE_SKEW = timedelta(minutes=5)
 PC11_HOPS = 25  # DXSpider's default hop count for PC11 (FACTS 2.5)

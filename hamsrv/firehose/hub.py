@@ -52,10 +52,9 @@ class Hub:
         """Newest sequence number tick listeners were given: a cursor that reaches it is live."""
         return self._announced
 
-    def add_tick_listener(self, listener: TickListener) -> Callable[[], None]:
-        """Call `listener(new_entries)` synchronously each tick that has new spots; returns a remover."""
+    def add_tick_listener(self, listener: TickListener) -> None:
+        """Call `listener(new_entries)` synchronously each tick that has new spots (for the hub's life)."""
         self._tick_listeners.append(listener)
-        return lambda: self._tick_listeners.remove(listener)
 
     async def wait_after(self, seq: int) -> None:
         """Sleep until a tick announces spots newer than `seq` (returns at once if already announced)."""

@@ -21,7 +21,7 @@ import trio
 
 from hamsrv.config import Bind, parse_bind
 from hamsrv.errors import ConfigError
-from hamsrv.firehose.cluster import MAX_LINE, DxSpot, parse_line
+from hamsrv.firehose.cluster import LOGIN_TIMEOUT, MAX_LINE, DxSpot, parse_line
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.session import LineReader, login_call
 from hamsrv.metrics import Registry
@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 16384
 CONNECT_TIMEOUT = 30.0
-LOGIN_TIMEOUT = 60.0  # the upstream's own login timeout (DXSpider: 60 s)
 IDLE_TIMEOUT = 900.0  # no byte for 15 minutes: treat the TCP connection as dead and reconnect
 
 _CALL_PROMPT = re.compile(r"(?:login|call|callsign)\s*:\s*$", re.IGNORECASE)

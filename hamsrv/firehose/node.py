@@ -20,11 +20,12 @@ from itertools import islice
 import trio
 
 from hamsrv.errors import ConfigError
+from hamsrv.firehose.cluster import LOGIN_TIMEOUT
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.session import (
     DUPLICATE_NOTICE,
-    Close,
     ClusterSession,
+    Disconnect,
     Event,
     LoggedIn,
     Publish,
@@ -37,7 +38,6 @@ from hamsrv.metrics import Registry
 
 log = logging.getLogger(__name__)
 
-LOGIN_TIMEOUT = 60.0  # seconds to type a callsign (DXSpider ExtMsg.pm uses 60)
 WRITE_TIMEOUT = 30.0  # a socket unwritable this long belongs to a client that stopped reading
 READ_SIZE = 4096
 MAX_BATCH = 1000  # ring entries per write while a user catches up, so one write stays small
@@ -269,7 +269,7 @@ class _Connection:
                 self._logged_in(event)
                 self._login_scope.deadline = (trio.current_time() + self.node.limits.idle_timeout
                                               if self._role == "user" else math.inf)  # feeds stay
-            elif isinstance(event, Close):
+            elif isinstance(event, Disconnect):
                 log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
 
     def _logged_in(self, event: LoggedIn) -> None:

@@ -103,6 +103,3 @@ class SpotRing:
         """Every held entry, newest first, lazily: searches stop as soon as they have enough."""
         entries = self._entries
         return (entries[i] for i in range(len(entries) - 1, self._head - 1, -1))
-
-    def latest(self, n: int) -> list[RingEntry]:
-        return self._entries[max(len(self._entries) - n, self._head):]

@@ -1,7 +1,7 @@
 """One DX-cluster telnet connection as a sans-I/O state machine (FACTS 2.3, 2.4).
 
 Bytes go in through `receive_data`; what the server must do comes out as events (`Send`, `Publish`,
-`ShowDx`, `LoggedIn`, `Close`). No sockets, no trio and no clock of its own (the clock is injected), so
+`ShowDx`, `LoggedIn`, `Disconnect`). No sockets, no trio and no clock of its own (the clock is injected), so
 every behaviour is tested on plain bytes and the trio server in node.py stays thin.
 
 A connection is either a *user* (logs in with a callsign, types DXSpider commands, receives the live
@@ -20,7 +20,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hamsrv.firehose.cluster import DxSpot, cluster_date, format_dx_line, parse_line
+from hamsrv.firehose.cluster import MAX_LINE, DxSpot, cluster_date, format_dx_line, parse_line
 from hamsrv.firehose.ring import RingEntry
 from hamsrv.model import (
     BAND_NAMES,
@@ -33,7 +33,7 @@ from hamsrv.model import (
     without_control,
 )
 
-DEFAULT_MAX_LINE = 512  # longest accepted input line; a DX command needs < 100, DXSpider caps near this
+DEFAULT_MAX_LINE = MAX_LINE  # the one line limit of the cluster protocol (cluster.MAX_LINE)
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
 MAX_WIDTH = 250
 SHOW_DX_DEFAULT = 10  # DXSpider Spot.pm $defaultspots
@@ -274,7 +274,7 @@ FILTER_SLOTS = range(10)  # DXSpider numbers filter lines 0-9; 1 when none is gi
 
 
 @dataclass(slots=True)
-class SpotFilter:
+class UserFilter:
     """Per-user accept/reject lines, evaluated as DXSpider does: slot by slot, reject before accept;
     if any accept line exists and none matched, the spot is dropped."""
 
@@ -334,11 +334,11 @@ class LoggedIn:
 
 
 @dataclass(frozen=True, slots=True)
-class Close:
+class Disconnect:
     reason: str
 
 
-Event = Send | Publish | ShowDx | LoggedIn | Close
+Event = Send | Publish | ShowDx | LoggedIn | Disconnect
 
 DUPLICATE_NOTICE = b"*** duplicate spot: already on the cluster, not sent again\r\n"
 
@@ -393,7 +393,7 @@ class ClusterSession:
         self.page = 0
         self.echo = False
         self.skimmer = True
-        self.filter = SpotFilter()
+        self.filter = UserFilter()
         self.feed_lines_ignored = 0  # feed lines that were not spots (announcements, junk)
         self._login_attempts = 0
         self._lines = LineReader(max_line)
@@ -488,7 +488,7 @@ class ClusterSession:
 
     def _close(self, goodbye: str, reason: str) -> list[Event]:
         self.state = State.CLOSED
-        return [self._reply(goodbye), Close(reason)]
+        return [self._reply(goodbye), Disconnect(reason)]
 
     def _command(self, line: str) -> list[Event]:
         if self.trusted_feed and self._is_spot_line(line):  # a trusted peer may push while logged in
@@ -586,7 +586,7 @@ class ClusterSession:
     def _clear(self, args: str) -> list[Event]:
         word = args.strip().lower()
         if word in ("", "all"):
-            self.filter = SpotFilter()
+            self.filter = UserFilter()
             return [self._reply("spot filter cleared: you get every spot")]
         if not word.isdecimal() or int(word) not in FILTER_SLOTS:
             raise FilterError("usage: CLEAR/SPOTS [0-9|all]")

@@ -13,8 +13,8 @@ from hamsrv.firehose.ring import RingEntry, SpotRing
 from hamsrv.firehose.session import (
     BAND_GROUPS,
     FILTER_MODES,
-    Close,
     ClusterSession,
+    Disconnect,
     FilterError,
     LineReader,
     LoggedIn,
@@ -82,7 +82,7 @@ def test_bad_login_reprompts_then_closes():
         assert sent(events).endswith(b"please try again\r\nlogin: ")
         assert session.state is State.LOGIN
     events = session.receive_data(b"IDIOT\r\n")  # no digit: not a callsign
-    assert isinstance(events[-1], Close)
+    assert isinstance(events[-1], Disconnect)
     assert session.state is State.CLOSED
     assert session.receive_data(b"G0ABC\r\n") == []
 
@@ -264,13 +264,13 @@ def test_unknown_command_is_polite():
     events = session.receive_data(b"sh/users\r\nfrobnicate now\r\n")
     text = sent(events)
     assert text.count(b"is not a command here") == 2
-    assert session.state is State.USER and not any(isinstance(e, Close) for e in events)
+    assert session.state is State.USER and not any(isinstance(e, Disconnect) for e in events)
 
 
 def test_bye_closes():
     session = user()
     events = session.receive_data(b"bye\r\nsh/dx\r\n")
-    assert isinstance(events[-1], Close)
+    assert isinstance(events[-1], Disconnect)
     assert b"73 G0ABC" in sent(events)
     assert not any(isinstance(e, ShowDx) for e in events)
 
@@ -464,7 +464,7 @@ def test_session_never_raises_on_arbitrary_bytes(chunks, trusted, login):
     session.start()
     for chunk in [login, *chunks]:
         for event in session.receive_data(chunk):
-            assert isinstance(event, Send | Publish | ShowDx | LoggedIn | Close)
+            assert isinstance(event, Send | Publish | ShowDx | LoggedIn | Disconnect)
 
 
 @settings(max_examples=300)
