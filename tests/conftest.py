@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import trio
 
+from bench.peers.redis_server import RedisServer
 from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from tests.testdata import TESTDATA
@@ -82,3 +83,12 @@ async def running(app_config: config_mod.Config, nursery: trio.Nursery) -> Async
                                                                   task_status=task_status))
     yield handle
     handle.shutdown.set()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test's own, on a unix socket (it can be stopped and started)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

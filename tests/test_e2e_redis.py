@@ -4,12 +4,10 @@ and telnet clients exactly once, and the same spot heard on both nodes is kept o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 from trio_websocket import open_websocket_url
 
@@ -17,14 +15,6 @@ from bench.peers.redis_server import RedisServer
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
 from tests.test_e2e_firehose import read_until
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 async def start_node(nursery: trio.Nursery, config: config_mod.Config, tmp_path: Path, name: str,

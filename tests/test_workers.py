@@ -5,9 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
-import socket
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
+from bench.servers import free_ports
 from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.firehose.ring import RingEntry, encode_spot
@@ -24,18 +23,6 @@ from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.model import Spot
 from hamsrv.workers import decode_record, encode_record, supervise
 from tests.test_e2e_firehose import read_until
-
-
-def free_port() -> int:
-    """A free port below the ephemeral range (DESIGN: client sockets collide with listeners there)."""
-    while True:
-        port = random.randint(20000, 30000)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
 
 
 async def spots_until(ws: WebSocketConnection, want: int) -> list[dict[str, Any]]:
@@ -74,7 +61,7 @@ async def test_two_workers_share_spots_restart_and_drain(app_config: config_mod.
     db = await Database.open(db_url, tmp_path)
     token = await issue_token(db, (await add_user(db, "W1AW"))["id"])
     await db.close()
-    cluster_port = free_port()
+    cluster_port = free_ports(1)[0]
     config = replace(app_config, workers=2, cluster=config_mod.Bind("127.0.0.1", cluster_port))
     async with trio.open_nursery() as supervisor:
         port = await supervisor.start(supervise, config)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,6 @@ from hamsrv.firehose.bridge import Bridge, spot_from_wire, spot_to_wire
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.resp import Redis, RedisError, encode_command, parse_url
 from hamsrv.model import Spot
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def make_spot(dx: str, khz: float = 14025.0) -> Spot:
