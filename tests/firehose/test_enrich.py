@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hamsrv import cty
 from hamsrv.firehose.cluster import DxSpot, parse_line
 from hamsrv.firehose.enrich import Deduper, Enricher, make_prepare, mode_from_comment, mode_from_frequency
+from hamsrv.firehose.ring import encode_spot, spot_to_dict
 from hamsrv.model import Spot
 from tests import testdata
 
@@ -141,3 +142,15 @@ def test_prepare_never_raises_on_any_valid_spot(s):
     prepare = make_prepare(cty.load_default(), lambda: 0.0)
     result = prepare(s)
     assert result is s
+
+
+def test_spots_are_sent_lean() -> None:
+    """Issue 12: null, false, empty and default values are left out of the JSON (absent = unknown)."""
+    bare = Spot("K1ABC", 14025.0, "JA1XYZ", "", datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
+    assert spot_to_dict(bare) == {"id": 0, "spotter": "K1ABC", "freq": 14025.0, "dx": "JA1XYZ",
+                                  "time": "2026-12-03T12:00:00Z"}
+    skimmer = Spot("PJ2A-#", 14025.0, "JA1XYZ", "CW 16 dB", datetime(2026, 12, 3, 12, 0, tzinfo=UTC),
+                   band="20m", snr=16, skimmer=True, source="feed")
+    assert spot_to_dict(skimmer) == {**spot_to_dict(bare), "spotter": "PJ2A-#", "comment": "CW 16 dB",
+                                     "band": "20m", "snr": 16, "skimmer": True, "source": "feed"}
+    assert len(encode_spot(bare)) < 90
