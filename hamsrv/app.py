@@ -7,6 +7,7 @@ HTTP stops accepting and lets requests in flight finish, then everything else is
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import ssl
@@ -31,6 +32,7 @@ from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.sync import noaa
 from hamsrv.sync import service as sync_service
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
@@ -120,6 +122,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
+            state.latest_solar = functools.partial(noaa.latest_reading, db)
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:

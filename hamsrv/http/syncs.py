@@ -6,7 +6,7 @@ from typing import Any
 
 from quart import Blueprint, current_app, jsonify, request
 
-from hamsrv.http.common import AppState, bearer_token
+from hamsrv.http.common import AppState, bearer_token, error
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.sync.scheduler import PgStateStore
 
@@ -20,3 +20,15 @@ async def list_syncs() -> Any:
     user = await user_for_token(state.db, token) if token else None
     jobs = await PgStateStore(state.db).load_all(owner_id=user["id"] if user else None)
     return jsonify({"syncs": [job.as_json() for job in jobs]})
+
+
+@blueprint.get("/api/solar")
+async def get_solar() -> Any:
+    """The newest NOAA SWPC readings; `stale` once the sync has not got them for 4 hours."""
+    from hamsrv.sync import noaa
+
+    state: AppState = current_app.extensions["hamsrv"]
+    body = await noaa.solar_json(state.db)
+    if body is None:
+        return error(503, "no solar data yet: the noaa sync has not run (see GET /api/sync)")
+    return jsonify(body)
