@@ -34,6 +34,14 @@ def megabytes(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+class DownloadBroken(SyncError):
+    """The connection broke off in the middle of a body (it may be resumed with a Range request)."""
+
+    def __init__(self, message: str, received: int):
+        super().__init__(message)
+        self.received = received
+
+
 @dataclass
 class Answer:
     """A response whose status and type were checked; `not_modified` for a 304."""
@@ -102,7 +110,8 @@ async def chunks(answer: Answer, authority: str) -> AsyncIterator[bytes]:
             yield chunk
     except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
         of = f" of {megabytes(int(expected))}" if expected and expected.isdecimal() else ""
-        raise SyncError(f"{authority}: the download broke off after {megabytes(got)}{of} ({exc})") from None
+        raise DownloadBroken(f"{authority}: the download broke off after {megabytes(got)}{of} ({exc})", got) \
+            from None
 
 
 async def read_all(answer: Answer, authority: str, limit: int) -> bytes:

@@ -17,6 +17,7 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None  # an HTTP date
     cut_after: int | None = None  # close the connection after this many body bytes (Content-Length says all)
+    cut_times: int = 1_000_000  # ... in this many responses (then the whole body again)
     ranges: bool = True  # honour "Range: bytes=N-"
 
 
@@ -91,7 +92,8 @@ class Authority:
         await stream.send_all(("\r\n".join(head) + "\r\n\r\n").encode())
         if status == 304:
             return
-        if route.cut_after is not None and status in (200, 206):
+        if route.cut_after is not None and status in (200, 206) and route.cut_times > 0:
+            route.cut_times -= 1
             await stream.send_all(body[:route.cut_after])
             return
         view = memoryview(body)
