@@ -65,18 +65,18 @@ SELECT DISTINCT ON (h.callsign) h.callsign, h.usi,
        e.frn, a.operator_class, h.license_status, h.grant_date, h.expire_date, a.previous_call
 FROM (SELECT {_usi('f[2]')} AS usi, upper(trim(f[5])) AS callsign, nullif(f[6], '') AS license_status,
              {_date('f[8]')} AS grant_date, {_date('f[9]')} AS expire_date
-      FROM (SELECT string_to_array(line, '|') AS f FROM fcc_hd) s) h
+      FROM (SELECT string_to_array(line, '|') AS f FROM fcc_hd OFFSET 0) s OFFSET 0) h
 LEFT JOIN (SELECT DISTINCT ON (usi) * FROM (
              SELECT {_usi('f[2]')} AS usi, nullif(f[6], '') AS entity_type, nullif(f[8], '') AS entity_name,
                     nullif(f[9], '') AS first_name, nullif(f[10], '') AS middle_initial,
                     nullif(f[11], '') AS last_name, nullif(f[15], '') AS email, nullif(f[16], '') AS street,
                     nullif(f[17], '') AS city, nullif(f[18], '') AS state, nullif(f[19], '') AS zip,
                     nullif(f[23], '') AS frn
-             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_en) s) en
+             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_en OFFSET 0) s OFFSET 0) en
            ORDER BY usi, (entity_type = 'L') DESC NULLS LAST) e ON e.usi = h.usi
 LEFT JOIN (SELECT DISTINCT ON (usi) * FROM (
              SELECT {_usi('f[2]')} AS usi, nullif(f[6], '') AS operator_class, nullif(f[16], '') AS previous_call
-             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_am) s) am
+             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_am OFFSET 0) s OFFSET 0) am
            ORDER BY usi) a ON a.usi = h.usi
 WHERE h.callsign <> '' AND h.usi IS NOT NULL
 ORDER BY h.callsign, (h.license_status = 'A') DESC NULLS LAST, h.grant_date DESC NULLS LAST, h.usi DESC
