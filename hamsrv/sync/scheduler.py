@@ -94,6 +94,7 @@ class StateStore(Protocol):
 
     async def load(self, name: str) -> JobState | None: ...
     async def save(self, state: JobState) -> None: ...
+    async def add_missing(self, state: JobState) -> None: ...  # save unless a state is stored already
     def lock(self, name: str) -> Any: ...  # async context manager yielding True when this node got it
 
 
@@ -125,6 +126,11 @@ class PgStateStore:
             f"INSERT INTO sync_state (name, {', '.join(_COLUMNS)}) VALUES (%s{', %s' * len(_COLUMNS)})"
             f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _COLUMNS)}",
             [state.name, *values])
+
+    async def add_missing(self, state: JobState) -> None:
+        """Show a new job (as never run) without overwriting what another node stored meanwhile."""
+        await self.db.execute("INSERT INTO sync_state (name, status, owner_id) VALUES (%s, %s, %s)"
+                              " ON CONFLICT (name) DO NOTHING", [state.name, state.status, state.owner_id])
 
     async def forget(self, name: str) -> None:
         await self.db.execute("DELETE FROM sync_state WHERE name = %s", [name])
@@ -243,7 +249,7 @@ class Scheduler:
         if state is None:  # first time: show it (as never run) at once
             state = JobState(job.name, owner_id=job.owner_id)
             with suppress(DatabaseError):
-                await self.store.save(state)
+                await self.store.add_missing(state)
         self.states[job.name] = state
         return state
 
@@ -309,7 +315,9 @@ class Scheduler:
             log.warning("sync %s failed: %s", job.name, error)
             say(f"failed: {error}")
         state.duration_s = round(trio.current_time() - t0, 3)
-        state.next_run_at = finished + timedelta(seconds=job.delay_after(state.failures, self.rng))
+        # a success counts the interval from its start (a daily job stays daily); a retry waits from now
+        state.next_run_at = (started if error is None else finished) + timedelta(
+            seconds=job.delay_after(state.failures, self.rng))
         self.states[job.name] = state
         await self.store.save(state)
         return state
