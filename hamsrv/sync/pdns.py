@@ -315,7 +315,8 @@ def _differs(current: dict[str, Any], desired: dict[str, Any]) -> bool:
 
 
 def make_job_for(db: Database, dns: MemberDns) -> Job:
-    return Job("pdns", partial(reconcile, db, dns), interval=3600, timeout=300, retry_min=60, retry_max=1800)
+    return Job("pdns", partial(reconcile, db, dns), interval=3600, timeout=300, retry_min=60, retry_max=1800,
+               at_start=True)
 
 
 def make_job(config: Config, db: Database) -> Job | None:

@@ -55,6 +55,7 @@ class Job:
     retry_min: float = 60.0  # first retry after a failure; doubles with each further failure ...
     retry_max: float | None = None  # ... up to this (default: the interval)
     owner_id: int | None = None  # per-user jobs: the user they belong to
+    at_start: bool = False  # also run when the process starts, whatever the stored next run says
 
     def delay_after(self, failures: int, rng: random.Random) -> float:
         """Seconds until the next run: the interval after a success, else exponential backoff."""
@@ -226,6 +227,8 @@ class Scheduler:
         job = entry.job
         with entry.cancel:
             state = await self._load(job)
+            if job.at_start:
+                entry.wake.set()
             while True:
                 delay = self._seconds_until(state.next_run_at)
                 with trio.move_on_after(delay):

@@ -166,6 +166,19 @@ async def test_a_restart_keeps_the_stored_next_run(autojump_clock, nursery):
     assert len(times) == 1
 
 
+async def test_an_at_start_job_runs_at_start_anyway(autojump_clock, nursery):
+    store = MemoryStore()
+    store.saved["pdns"] = JobState("pdns", status="ok", next_run_at=virtual_now() + timedelta(minutes=40))
+    times: list[float] = []
+    scheduler = Scheduler(store, now=virtual_now)
+    scheduler.add(Job("pdns", recorder(times), interval=3600, jitter=0, at_start=True))
+    await nursery.start(scheduler.run)
+    await trio.sleep(1)
+    assert len(times) == 1  # reconciled at start ...
+    await trio.sleep(3600)
+    assert gaps(times) == [3600.0]  # ... then hourly from there
+
+
 async def test_a_job_locked_elsewhere_is_skipped_and_retried(autojump_clock, nursery):
     store = MemoryStore()
     store.held.add("fcc")  # another node holds it
