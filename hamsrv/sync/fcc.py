@@ -223,6 +223,9 @@ async def resumable(http: httpx.AsyncClient, url: str, first: fetch.Answer, prog
                 headers["If-Range"] = validator
             async with fetch.get(http, url, authority=AUTHORITY, kinds=ZIP_TYPES, what="a zip file",
                                  headers=headers) as again:
+                now = again.response.headers.get("ETag") or again.response.headers.get("Last-Modified")
+                if validator and now and now != validator:
+                    raise SyncError(f"{AUTHORITY} changed l_amat.zip during the download (the next run starts over)")
                 skip = received if again.response.status_code == 200 else 0  # Range ignored: read past it
                 progress(f"resuming at {fetch.megabytes(received)}"
                          + (" (no Range support: reading it again)" if skip else ""))

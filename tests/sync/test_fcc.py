@@ -305,3 +305,22 @@ async def test_a_bad_daily_file_is_an_error_and_applies_nothing(db: Database, fc
     state = await run(db, fcc_site)
     assert state.status == "error"
     assert state.error is not None and state.error.startswith("daily l_am_mon.zip: zip truncated"), state.error
+
+
+async def test_a_file_that_changes_while_resuming_is_not_spliced(db: Database, fcc_site: Authority):
+    await run(db, fcc_site)
+    route = fcc_site.routes[fcc.FULL_PATH]
+    route.etag, route.last_modified = '"w2"', "Sun, 10 May 2026 12:00:00 GMT"
+    route.cut_after, route.cut_times = len(route.body) // 2, 1
+
+    original_respond = fcc_site._respond
+
+    async def respond_then_change(stream, found, headers):  # the FCC publishes a new file meanwhile
+        await original_respond(stream, found, headers)
+        route.etag = '"w3"'
+
+    fcc_site._respond = respond_then_change  # type: ignore[method-assign]
+    state = await run(db, fcc_site)
+    assert state.status == "error" and state.error is not None
+    assert "changed l_amat.zip during the download" in state.error, state.error
+    assert await count(db) == 34
