@@ -66,6 +66,13 @@ def parse_workers(text: str) -> int:
     return int(parse_positive(int)(text))
 
 
+def _redis_url(text: str) -> str:
+    from hamsrv.firehose.resp import parse_url as parse_redis_url  # the one place that reads these URLs
+
+    parse_redis_url(text)
+    return text
+
+
 def _optional_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -129,8 +136,9 @@ class Config:
         "env": "HAMSRV_WORKERS", "parse": parse_workers,
         "help": "worker processes sharing the public port and one spot ring (a number, or auto)"})
     redis_url: str | None = field(default=None, metadata={
-        "env": "HAMSRV_REDIS_URL", "parse": parse_url(("redis", "unix")),
-        "help": "Redis for cross-node spot fan-out (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)"})
+        "env": "HAMSRV_REDIS_URL", "parse": _redis_url,
+        "help": "Redis for cross-node spot fan-out: redis://[:PASSWORD@]HOST[:PORT][/DB], unix:///PATH, "
+                "redis+sentinel://HOST[:PORT][,HOST...]/MASTER[/DB] or redis+cluster://HOST[:PORT][,HOST...]"})
     node_id: str | None = field(default=None, metadata={
         "env": "HAMSRV_NODE_ID", "parse": str,
         "help": "this node's id among nodes sharing Redis (default: random at each start)"})
