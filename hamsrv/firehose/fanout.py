@@ -64,10 +64,9 @@ def control_frame(message: Mapping[str, object]) -> bytes:
     return ws.encode_frame(ws.OP_TEXT, json.dumps(message, separators=(",", ":")).encode())
 
 
-def json_frame(entries: Sequence[RingEntry]) -> bytes:
-    """A text frame holding a JSON array of the ring's pre-encoded spots (nothing is re-encoded)."""
-    body = b",".join([e.json for e in entries])
-    return b"".join((ws.frame_header(ws.OP_TEXT, len(body) + 2), b"[", body, b"]"))
+def _json_parts(entries: Sequence[RingEntry]) -> list[bytes]:
+    """A JSON array of the ring's pre-encoded spots (nothing is re-encoded)."""
+    return [b"[", b",".join([e.json for e in entries]), b"]"]
 
 
 def _packed(entry: RingEntry) -> bytes:
@@ -76,18 +75,23 @@ def _packed(entry: RingEntry) -> bytes:
     return entry.packed
 
 
-def msgpack_frame(entries: Sequence[RingEntry]) -> bytes:
-    """A binary frame holding a msgpack array of spot maps, each map encoded once and shared."""
+def _msgpack_parts(entries: Sequence[RingEntry]) -> list[bytes]:
+    """A msgpack array of spot maps, each map encoded once and shared."""
     n = len(entries)
     header = (bytes((0x90 | n,)) if n < 16 else struct.pack("!BH", 0xDC, n) if n < 0x10000
               else struct.pack("!BI", 0xDD, n))
-    packed = [_packed(e) for e in entries]
-    size = len(header) + sum(map(len, packed))
-    return b"".join((ws.frame_header(ws.OP_BINARY, size), header, *packed))
+    return [header, *map(_packed, entries)]
 
 
-def spot_frame(entries: Sequence[RingEntry], binary: bool) -> bytes:
-    return msgpack_frame(entries) if binary else json_frame(entries)
+def spot_frame(entries: Sequence[RingEntry], binary: bool, window_bits: int = 0) -> bytes:
+    """One frame of spots: JSON text, or msgpack binary; compressed on its own (permessage-deflate with
+    no context takeover) when `window_bits` is set, so the same bytes suit every client of a group."""
+    parts = _msgpack_parts(entries) if binary else _json_parts(entries)
+    opcode = ws.OP_BINARY if binary else ws.OP_TEXT
+    if window_bits:
+        payload = ws.deflate_message(b"".join(parts), window_bits)
+        return ws.frame_header(opcode, len(payload), compressed=True) + payload
+    return b"".join((ws.frame_header(opcode, sum(map(len, parts))), *parts))
 
 
 # ---------------------------------------------------------------- connections
@@ -96,16 +100,17 @@ class _Client:
     """One connection. `pending` holds (frame, prev_seq) items not yet fully written; prev_seq is the
     ring position before a spot frame (None for control frames), so dropping frames yields a cursor."""
 
-    __slots__ = ("stream", "fd", "filter", "binary", "group", "pending", "head_offset", "pending_bytes",
+    __slots__ = ("stream", "fd", "filter", "binary", "window_bits", "group", "pending", "head_offset", "pending_bytes",
                  "behind", "cursor", "close_sent", "finishing", "flushed", "dead", "wakeup", "scope", "read_scope",
                  "keepalive_scope", "last_heard")
 
-    def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool):
+    def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool, window_bits: int):
         self.stream = stream
         # Only a plain socket may be written directly; TLS and other streams go through send_all.
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
         self.filter = spot_filter
         self.binary = binary
+        self.window_bits = window_bits  # permessage-deflate negotiated (its window), or 0
         self.group: _Group | None = None
         self.pending: deque[tuple[bytes, int | None]] = deque()
         self.head_offset = 0  # bytes of pending[0] already written
@@ -123,12 +128,16 @@ class _Client:
         self.last_heard = trio.current_time()
 
 
-class _Group:
-    __slots__ = ("filter", "binary", "members")
+GroupKey = tuple[SpotFilter, bool, int]  # filter, msgpack, deflate window bits (0: plain)
 
-    def __init__(self, spot_filter: SpotFilter, binary: bool):
-        self.filter = spot_filter
-        self.binary = binary
+
+class _Group:
+    """Clients that get byte-identical spot frames: one frame is built (and compressed) per tick."""
+
+    __slots__ = ("key", "members")
+
+    def __init__(self, key: GroupKey):
+        self.key = key
         self.members: set[_Client] = set()
 
 
@@ -160,8 +169,8 @@ class Firehose:
         self.allowed_origins = None if allowed_origins is None else frozenset(o.lower() for o in allowed_origins)
         self.max_message_size = max_message_size
         self._clients: set[_Client] = set()
-        self._groups: dict[tuple[SpotFilter, bool], _Group] = {}
-        self._replay_cache: dict[tuple[SpotFilter, bool, int], tuple[bytes | None, int]] = {}
+        self._groups: dict[GroupKey, _Group] = {}
+        self._replay_cache: dict[tuple[GroupKey, int], tuple[bytes | None, int]] = {}
         self._replay_live = -1  # the live position the cached replay frames were built for
         self._per_ip: dict[str, int] = {}
         self._shutting_down = False
@@ -173,6 +182,8 @@ class Firehose:
         self.deliveries = m.counter("hamsrv_firehose_spots_out_total", "Spot deliveries (spots x clients)")
         self.frames = m.counter("hamsrv_firehose_frames_total", "Spot frames handed to clients")
         self.bytes_out = m.counter("hamsrv_firehose_bytes_total", "Spot frame bytes handed to clients")
+        self.compressions = m.counter("hamsrv_firehose_compressions_total",
+                                      "Spot frames compressed (once per deflate group and tick, whatever its size)")
         self.gaps = m.counter("hamsrv_firehose_gaps_total", "Gap messages (spots lost to the ring window)")
         self.fell_behind = m.counter("hamsrv_firehose_slow_total", "Times a client's queue overflowed")
         self.timeouts = m.counter("hamsrv_firehose_slow_closes_total",
@@ -219,7 +230,8 @@ class Firehose:
             spot_filter, since = parse_query(urlsplit(upgrade.target).query)
         except InputError as exc:
             return await self._refuse(stream, ws.http_error(400, str(exc)))
-        client = _Client(stream, spot_filter, upgrade.subprotocol == MSGPACK_SUBPROTOCOL)
+        client = _Client(stream, spot_filter, upgrade.subprotocol == MSGPACK_SUBPROTOCOL,
+                         upgrade.deflate.window_bits if upgrade.deflate else 0)
         # The 101 goes through the client's queue, and the client joins the fan-out in the same step,
         # so no tick can slip a frame in before it and none is missed after it.
         self._send(client, upgrade.response)
@@ -289,10 +301,10 @@ class Firehose:
     # ------------------------------------------------------------ groups and state
 
     def _join(self, c: _Client) -> None:
-        key = (c.filter, c.binary)
+        key = (c.filter, c.binary, c.window_bits)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group(c.filter, c.binary)
+            group = self._groups[key] = _Group(key)
         group.members.add(c)
         c.group = group
 
@@ -304,7 +316,7 @@ class Firehose:
             group.members.discard(c)
             c.group = None
             if not group.members:
-                del self._groups[(group.filter, group.binary)]
+                del self._groups[group.key]
 
     def _drop_queued_spots(self, c: _Client) -> int | None:
         """Drop queued spot frames not yet started; returns the ring position before the first dropped."""
@@ -376,11 +388,11 @@ class Firehose:
         started = time.perf_counter()
         tick_prev_seq = new[0].seq - 1
         for group in list(self._groups.values()):
-            spot_filter = group.filter
+            spot_filter, binary, window_bits = group.key
             matching = new if spot_filter == EVERYTHING else [e for e in new if spot_filter.matches(e.spot)]
             if not matching:
                 continue
-            frame = spot_frame(matching, group.binary)
+            frame = self._frame(matching, binary, window_bits)
             size, sent = len(frame), 0
             for c in tuple(group.members):
                 if c.pending_bytes and c.pending_bytes + size > self.max_pending:
@@ -454,10 +466,10 @@ class Firehose:
             self._replay_cache.clear()
             self._replay_live = live
         start = c.cursor
-        key = (c.filter, c.binary, start)
+        key = ((c.filter, c.binary, c.window_bits), start)
         step = self._replay_cache.get(key)
         if step is None:  # clients that fell behind together sit at the same cursor: build the frame once
-            step = self._replay_cache[key] = self._replay_frame(c.filter, c.binary, start, live)
+            step = self._replay_cache[key] = self._replay_frame(key[0], start, live)
             if len(self._replay_cache) > REPLAY_CACHE_SIZE:
                 self._replay_cache.clear()
         frame, c.cursor = step
@@ -467,9 +479,14 @@ class Firehose:
             c.behind = False
             self._join(c)
 
-    def _replay_frame(self, spot_filter: SpotFilter, binary: bool, cursor: int,
-                      live: int) -> tuple[bytes | None, int]:
+    def _frame(self, entries: Sequence[RingEntry], binary: bool, window_bits: int) -> bytes:
+        if window_bits:
+            self.compressions.inc()
+        return spot_frame(entries, binary, window_bits)
+
+    def _replay_frame(self, key: GroupKey, cursor: int, live: int) -> tuple[bytes | None, int]:
         """The next bounded replay frame after `cursor` (None when nothing matched) and the new cursor."""
+        spot_filter, binary, window_bits = key
         matched, size = [], 0
         for entry in self.hub.ring.after(cursor, REPLAY_SCAN):
             if entry.seq > live:
@@ -480,13 +497,13 @@ class Firehose:
                 size += len(entry.json)
                 if len(matched) >= REPLAY_FRAME_SPOTS or size >= REPLAY_FRAME_BYTES:
                     break
-        return (spot_frame(matched, binary) if matched else None), cursor
+        return (self._frame(matched, binary, window_bits) if matched else None), cursor
 
     # ------------------------------------------------------------ reading and keepalive
 
     async def _read_loop(self, c: _Client, data: bytes) -> None:
         """Read frames until the client closes, breaks the protocol, or goes away."""
-        reader = ws.FrameReader(max_message_size=self.max_message_size)
+        reader = ws.FrameReader(max_message_size=self.max_message_size, deflate=c.window_bits > 0)
         with c.read_scope:
             while True:
                 if data:
