@@ -21,6 +21,7 @@ queue and are sent by the writer task with `send_all` (correct; not the fast pat
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import os
@@ -96,13 +97,33 @@ def spot_frame(entries: Sequence[RingEntry], binary: bool, window_bits: int = 0)
 
 # ---------------------------------------------------------------- connections
 
+class State(enum.Enum):
+    """Where a connection is in its life. `_MOVES` lists every allowed transition (as h11's _state.py
+    does), and `Firehose._move` is the only place that changes a client's state."""
+
+    LIVE = "live"  # in its filter group: gets each tick's frame
+    BEHIND = "behind"  # a cursor into the ring: joined with an old `since`, or too slow for live frames
+    CLOSING = "closing"  # our close frame is queued: no more spots, reading until the client's close
+    FINISHING = "finishing"  # reading is over: flush what is queued, half-close, wait for the hang-up
+    DEAD = "dead"  # nothing more is written: the socket broke, or the connection is being forgotten
+
+
+_MOVES: dict[State, frozenset[State]] = {
+    State.LIVE: frozenset((State.BEHIND, State.CLOSING, State.FINISHING, State.DEAD)),  # slow / close / EOF / broken
+    State.BEHIND: frozenset((State.LIVE, State.CLOSING, State.FINISHING, State.DEAD)),  # caught up / ...
+    State.CLOSING: frozenset((State.FINISHING, State.DEAD)),  # client answered (or timed out) / broken
+    State.FINISHING: frozenset((State.DEAD,)),
+    State.DEAD: frozenset(),
+}
+_OPEN = frozenset((State.LIVE, State.BEHIND))  # states in which we still talk to the client
+
+
 class _Client:
     """One connection. `pending` holds (frame, prev_seq) items not yet fully written; prev_seq is the
     ring position before a spot frame (None for control frames), so dropping frames yields a cursor."""
 
     __slots__ = ("stream", "fd", "filter", "binary", "window_bits", "group", "pending", "head_offset", "pending_bytes",
-                 "behind", "cursor", "close_sent", "finishing", "flushed", "dead", "wakeup", "scope", "read_scope",
-                 "keepalive_scope", "last_heard")
+                 "state", "cursor", "flushed", "wakeup", "scope", "read_scope", "keepalive_scope", "last_heard")
 
     def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool, window_bits: int):
         self.stream = stream
@@ -115,12 +136,9 @@ class _Client:
         self.pending: deque[tuple[bytes, int | None]] = deque()
         self.head_offset = 0  # bytes of pending[0] already written
         self.pending_bytes = 0
-        self.behind = False
-        self.cursor = 0  # meaningful while behind: last ring seq queued to this client
-        self.close_sent = False
-        self.finishing = False  # reading is over: the writer flushes, sets `flushed` and ends
-        self.flushed = trio.Event()
-        self.dead = False
+        self.state = State.BEHIND  # until `_serve` decides: at once LIVE, or replaying from `since`
+        self.cursor = 0  # meaningful while BEHIND: last ring seq queued to this client
+        self.flushed = trio.Event()  # set by the writer once FINISHING and everything is written
         self.wakeup = trio.Event()
         self.scope = trio.CancelScope()
         self.read_scope = trio.CancelScope()
@@ -194,7 +212,7 @@ class Firehose:
         hub.add_tick_listener(self._on_tick)
 
     def _count_behind(self) -> float:
-        return sum(1 for c in self._clients if c.behind)
+        return sum(1 for c in self._clients if c.state is State.BEHIND)
 
     def statistics(self) -> FirehoseStatistics:
         return FirehoseStatistics(len(self._clients), len(self._groups), int(self._count_behind()),
@@ -240,9 +258,9 @@ class Firehose:
         # never needs an early tick (which would let clients defeat the batching).
         live = self.hub.announced_seq
         if since is None or since >= live:
-            self._join(client)
+            self._move(client, State.LIVE)
         else:
-            client.behind, client.cursor = True, since
+            client.cursor = since
         try:
             with client.scope:
                 async with trio.open_nursery() as nursery:
@@ -257,9 +275,10 @@ class Firehose:
     async def _finish(self, c: _Client) -> None:
         """After reading ends: flush what is queued (the close frame), half-close, and read until the
         client hangs up, so unread client bytes cannot turn our close into a reset; bounded in time."""
-        self._leave(c)
+        if c.state is State.DEAD:
+            return
+        self._move(c, State.FINISHING)
         c.keepalive_scope.cancel()
-        c.finishing = True
         c.wakeup.set()
         with trio.move_on_after(self.close_timeout):
             await c.flushed.wait()
@@ -278,7 +297,8 @@ class Firehose:
 
     def _forget(self, c: _Client) -> None:
         """Unregister before the socket closes, so no direct write can reach a reused descriptor."""
-        self._stop(c)
+        if c.state is not State.DEAD:
+            self._move(c, State.DEAD)
         self._clients.discard(c)
         self.closes.inc()
         if self._all_gone is not None and not self._clients:
@@ -298,9 +318,22 @@ class Firehose:
             c.scope.cancel()
         await self._all_gone.wait()
 
-    # ------------------------------------------------------------ groups and state
+    # ------------------------------------------------------------ states and groups
 
-    def _join(self, c: _Client) -> None:
+    def _move(self, c: _Client, new: State) -> None:
+        """The one place a client changes state; group membership and the queue follow the state."""
+        if new not in _MOVES[c.state]:
+            raise RuntimeError(f"firehose client cannot go from {c.state.name} to {new.name}")
+        if c.state is State.LIVE:
+            self._ungroup(c)
+        c.state = new
+        if new is State.LIVE:
+            self._group(c)
+        elif new is State.DEAD:
+            c.pending.clear()
+            c.pending_bytes = 0
+
+    def _group(self, c: _Client) -> None:
         key = (c.filter, c.binary, c.window_bits)
         group = self._groups.get(key)
         if group is None:
@@ -308,9 +341,7 @@ class Firehose:
         group.members.add(c)
         c.group = group
 
-    def _leave(self, c: _Client) -> None:
-        """Out of the live fan-out and out of replay."""
-        c.behind = False
+    def _ungroup(self, c: _Client) -> None:
         group = c.group
         if group is not None:
             group.members.discard(c)
@@ -334,39 +365,31 @@ class Firehose:
 
     def _fall_behind(self, c: _Client, tick_prev_seq: int) -> None:
         first_dropped = self._drop_queued_spots(c)
-        self._leave(c)
-        c.behind = True
+        self._move(c, State.BEHIND)
         c.cursor = tick_prev_seq if first_dropped is None else first_dropped
         self.fell_behind.inc()
         c.wakeup.set()
 
     def _close(self, c: _Client, code: int | None, reason: str) -> None:
         """Start (or answer) the closing handshake: no more spots, the close frame after what is queued."""
-        if c.close_sent or c.dead:
+        if c.state not in _OPEN:
             return
-        c.close_sent = True
-        self._leave(c)
+        self._move(c, State.CLOSING)
         self._drop_queued_spots(c)
         self._send(c, ws.close_frame(code, reason))
         c.read_scope.deadline = min(c.read_scope.deadline, trio.current_time() + self.close_timeout)
 
-    def _stop(self, c: _Client) -> None:
-        """No more writes to this client: out of its group, nothing queued."""
-        c.dead = True
-        self._leave(c)
-        c.pending.clear()
-        c.pending_bytes = 0
-
     def _abort(self, c: _Client) -> None:
         """The connection is broken: stop everything for this client now."""
-        self._stop(c)
+        if c.state is not State.DEAD:
+            self._move(c, State.DEAD)
         c.scope.cancel()
 
     # ------------------------------------------------------------ writing
 
     def _send(self, c: _Client, data: bytes, prev_seq: int | None = None) -> None:
         """Write now with one non-blocking syscall when nothing is queued; else queue behind the rest."""
-        if c.dead:
+        if c.state is State.DEAD:
             return
         written = 0
         if c.fd >= 0 and not c.pending:
@@ -409,10 +432,10 @@ class Firehose:
         while True:
             if c.pending:
                 await (self._flush_direct(c) if c.fd >= 0 else self._flush_stream(c))
-            elif c.behind:
+            elif c.state is State.BEHIND:
                 self._replay_step(c)
                 await trio.lowlevel.checkpoint()
-            elif c.finishing:
+            elif c.state is State.FINISHING:
                 return c.flushed.set()
             else:
                 await c.wakeup.wait()
@@ -475,9 +498,8 @@ class Firehose:
         frame, c.cursor = step
         if frame is not None:
             self._send(c, frame, start)
-        if c.cursor >= live and not c.dead:
-            c.behind = False
-            self._join(c)
+        if c.cursor >= live and c.state is State.BEHIND:
+            self._move(c, State.LIVE)
 
     def _frame(self, entries: Sequence[RingEntry], binary: bool, window_bits: int) -> bytes:
         if window_bits:
@@ -523,7 +545,7 @@ class Firehose:
         if isinstance(event, ws.TextMessage):
             self._on_subscribe(c, event.text)
         elif isinstance(event, ws.Ping):
-            if not c.close_sent:
+            if c.state in _OPEN:
                 self._reply(c, ws.encode_frame(ws.OP_PONG, event.payload))
         elif isinstance(event, ws.Pong):
             c.last_heard = trio.current_time()
@@ -538,16 +560,16 @@ class Firehose:
         return False
 
     def _on_subscribe(self, c: _Client, text: str) -> None:
-        if c.close_sent:
+        if c.state not in _OPEN:
             return
         try:
             new_filter = parse_subscribe(text)
         except InputError as exc:
             return self._send_error(c, exc)
         c.filter = new_filter
-        if not c.behind:  # a behind client picks the new filter up in its next replay step
-            self._leave(c)
-            self._join(c)
+        if c.state is State.LIVE:  # a BEHIND client picks the new filter up in its next replay step
+            self._ungroup(c)
+            self._group(c)
         self._reply(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
 
     def _send_error(self, c: _Client, exc: InputError) -> None:
@@ -566,9 +588,9 @@ class Firehose:
     async def _keepalive(self, c: _Client) -> None:
         """Ping every ping_interval; close (1008) a client whose last pong is older than pong_timeout."""
         with c.keepalive_scope:
-            while not c.close_sent:
+            while c.state in _OPEN:
                 await trio.sleep(self.ping_interval)
-                if c.close_sent:
+                if c.state not in _OPEN:
                     return
                 if trio.current_time() - c.last_heard > self.pong_timeout:
                     self.timeouts.inc()

@@ -644,3 +644,23 @@ async def test_wsproto_client_with_deflate_gets_compressed_frames_and_may_send_c
     assert [s["id"] for s in json.loads(message.data)] == [e.seq for e in entries]
     assert wire[0] & 0x40  # RSV1: the frame was compressed
     await stream.aclose()
+
+
+def test_client_state_table() -> None:
+    """Every state can end (reach DEAD), DEAD is final, and only LIVE and BEHIND get spots back."""
+    from hamsrv.firehose.fanout import _MOVES, _OPEN, State
+
+    assert set(_MOVES) == set(State) and _MOVES[State.DEAD] == frozenset()
+    assert all(State.DEAD in moves for state, moves in _MOVES.items() if state is not State.DEAD)
+    assert State.LIVE in _MOVES[State.BEHIND] and State.BEHIND in _MOVES[State.LIVE]
+    assert not any(_MOVES[s] & _OPEN for s in set(State) - _OPEN)  # a closing client never reopens
+
+
+async def test_an_illegal_state_move_is_refused(start_server: StartServer) -> None:
+    server = await start_server()
+    client = await RawClient.connect(server.port)
+    [c] = server.firehose._clients
+    assert c.state.name == "LIVE"
+    with pytest.raises(RuntimeError, match="cannot go from LIVE to LIVE"):
+        server.firehose._move(c, c.state)
+    await client.stream.aclose()
