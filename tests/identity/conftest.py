@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from hamsrv import config as config_mod
+from tests.tls import LotwCA
+
+
+@dataclass
+class Served:
+    """A whole hamsrv app over HTTPS with the certificate sign-in listener on."""
+
+    main: str  # https://127.0.0.1:PORT
+    auth_port: int
+    ca: LotwCA
+    running: Any
+
+    def main_client(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.main, verify=self.ca.client_context(), timeout=30, **options)
+
+    def auth_client(self, context: ssl.SSLContext) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=f"https://127.0.0.1:{self.auth_port}", verify=context, timeout=30)
+
+
+@pytest.fixture
+def lotw(tmp_path: Path) -> LotwCA:
+    return LotwCA(tmp_path / "ca")
+
+
+@pytest.fixture
+async def served(app_config: config_mod.Config, lotw: LotwCA, nursery: trio.Nursery) -> AsyncIterator[Served]:
+    from hamsrv.app import run
+
+    cert, key = lotw.server_files()
+    crl = lotw.folder / "crl.pem"
+    crl.write_bytes(lotw.crl([]))
+    config = replace(app_config, tls_cert=cert, tls_key=key, client_ca=lotw.bundle, client_crl=crl,
+                     auth=config_mod.Bind("127.0.0.1", 0))
+    handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
+    yield Served(f"https://127.0.0.1:{handle.http_port}", handle.auth_port, lotw, handle)
+    handle.shutdown.set()
+
+
+async def raw_https_get(port: int, context: ssl.SSLContext, path: str = "/",
+                        headers: dict[str, str] | None = None) -> bytes:
+    """One GET over a real TLS connection; a refused handshake raises ssl.SSLError (the TLS alert)."""
+    stream = await trio.open_ssl_over_tcp_stream("127.0.0.1", port, ssl_context=context, https_compatible=True)
+    lines = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    try:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{lines}"
+                              "Connection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+        return data
+    except trio.BrokenResourceError as exc:
+        if isinstance(exc.__cause__, ssl.SSLError):
+            raise exc.__cause__ from None
+        raise
+    finally:
+        await trio.aclose_forcefully(stream)
