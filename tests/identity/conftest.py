@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import email.message
+import mailbox
+import socket
 import ssl
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +17,7 @@ import pytest
 import trio
 
 from hamsrv import config as config_mod
+from tests.test_serve import free_port
 from tests.tls import LotwCA
 
 
@@ -67,3 +74,50 @@ async def raw_https_get(port: int, context: ssl.SSLContext, path: str = "/",
         raise
     finally:
         await trio.aclose_forcefully(stream)
+
+
+@dataclass
+class MailServer:
+    """A real SMTP server (aiosmtpd in its own process) storing what it receives in a Maildir."""
+
+    url: str
+    maildir: Path
+    process: subprocess.Popen[bytes]
+
+    def messages(self) -> list[email.message.Message]:
+        if not self.maildir.exists():
+            return []
+        return [m for _, m in sorted(mailbox.Maildir(self.maildir, create=False).items())]
+
+    async def wait_for(self, count: int, timeout: float = 10.0) -> list[email.message.Message]:
+        with trio.fail_after(timeout):
+            while len(found := self.messages()) < count:
+                await trio.sleep(0.02)
+        return found
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[MailServer]:
+    port = free_port()
+    maildir = tmp_path / "maildir"
+    process = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                                "-c", "aiosmtpd.handlers.Mailbox", str(maildir)])
+    server = MailServer(f"smtp://127.0.0.1:{port}", maildir, process)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("aiosmtpd did not start (is it installed? pip install aiosmtpd)") from None
+                time.sleep(0.05)
+        yield server
+    finally:
+        server.stop()
