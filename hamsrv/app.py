@@ -30,6 +30,7 @@ from hamsrv.http.api import create_app
 from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.http.mtls import serve_auth
+from hamsrv.identity.cluster_login import ClusterSignIn
 from hamsrv.identity.policy import Policy
 from hamsrv.identity.sessions import sweep_expired
 from hamsrv.ingest.jobs import JobRunner
@@ -109,7 +110,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
                         feeds=feeds, metrics=metrics, task_status=task_status,
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
-                                             config.cluster_idle_hours * 3600, config.cluster_spot_rate)))
+                                             config.cluster_idle_hours * 3600, config.cluster_spot_rate),
+                        check_secret=ClusterSignIn(db).check))
                 link_states = await root.start(lambda task_status: serve_links(
                     hub, links, metrics=metrics, task_status=task_status))
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
