@@ -14,7 +14,7 @@ from quart import Blueprint, Response, current_app, jsonify
 
 from hamsrv.db.database import Row, json_value
 from hamsrv.db.errors import UniqueViolation
-from hamsrv.http.common import ApiError, AppState, authenticated, json_body
+from hamsrv.http.common import ApiError, AppState, json_body, requires_trust
 from hamsrv.sync import pdns
 
 blueprint = Blueprint("dns", __name__)
@@ -25,9 +25,6 @@ def _setup(user: Row) -> tuple[AppState, pdns.MemberDns, str]:
     dns: pdns.MemberDns | None = state.member_dns
     if dns is None:
         raise ApiError(503, "member DNS is not configured on this server (HAMSRV_DNS_ZONE, HAMSRV_PDNS_URL)")
-    if user.get("trust", "admin-created") not in pdns.TRUSTED:
-        raise ApiError(403, "only verified members (trust medium or high) and members an admin created may own "
-                            "DNS records")
     return state, dns, pdns.owner_label(user["callsign"], dns.zone)
 
 
@@ -56,7 +53,7 @@ async def _publish_or_undo(state: AppState, dns: pdns.MemberDns, touched: set[tu
 
 
 @blueprint.get("/api/dns/records")
-@authenticated
+@requires_trust(pdns.MIN_TRUST)
 async def list_records(user: Row) -> Response:
     state, dns, label = _setup(user)
     rows = await _mine(state, user)
@@ -64,7 +61,7 @@ async def list_records(user: Row) -> Response:
 
 
 @blueprint.post("/api/dns/records")
-@authenticated
+@requires_trust(pdns.MIN_TRUST)
 async def add_record(user: Row) -> Response:
     state, dns, label = _setup(user)
     record = pdns.validate(await json_body(), label)
@@ -97,7 +94,7 @@ async def _owned(state: AppState, user: Row, record_id: int) -> Row:
 
 
 @blueprint.patch("/api/dns/records/<int:record_id>")
-@authenticated
+@requires_trust(pdns.MIN_TRUST)
 async def change_record(user: Row, record_id: int) -> Response:
     state, dns, label = _setup(user)
     old = await _owned(state, user, record_id)
@@ -122,7 +119,7 @@ async def change_record(user: Row, record_id: int) -> Response:
 
 
 @blueprint.delete("/api/dns/records/<int:record_id>")
-@authenticated
+@requires_trust(pdns.MIN_TRUST)
 async def delete_record(user: Row, record_id: int) -> Response:
     state, dns, _ = _setup(user)
     old = await _owned(state, user, record_id)

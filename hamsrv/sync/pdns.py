@@ -29,7 +29,7 @@ from hamsrv.sync.scheduler import Job, JobState, PgStateStore, Progress, SyncErr
 
 TYPES = ("A", "AAAA", "CNAME", "TXT", "MX", "CAA")
 TTL_MIN, TTL_MAX, TTL_DEFAULT = 60, 86400, 3600
-TRUSTED = ("admin-created", "medium", "high")  # users.trust values that may own records
+MIN_TRUST = "medium"  # who may own records: admin-created users, FCC e-mail code, LoTW certificate (README)
 TXT_MAX = 2048  # characters of one TXT record (split into 255-byte strings)
 CAA_TAGS = ("issue", "issuewild", "iodef")
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")

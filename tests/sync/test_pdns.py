@@ -185,9 +185,9 @@ async def test_owner_scope_quota_and_trust(dns_api: Api, db: Database, powerdns:
         again = await k1abc.post("/api/dns/records", json={"type": "A", "content": "192.0.2.7"})
         assert twice.status_code == 201 and again.status_code == 400 and "already has" in again.json()["error"]
 
-        await db.execute("UPDATE users SET trust = 'low' WHERE callsign = 'K1ABC'")
+        await db.execute("UPDATE users SET trust_level = 1 WHERE callsign = 'K1ABC'")  # e.g. a QRZ sign-in
         refused = await k1abc.post("/api/dns/records", json={"type": "A", "content": "192.0.2.8"})
-        assert refused.status_code == 403 and "verified" in refused.json()["error"]
+        assert refused.status_code == 403 and "'medium'" in refused.json()["error"]
 
 
 async def test_reconcile_repairs_drift(db: Database, member: MemberDns, powerdns: PowerDns, dns_api: Api):

@@ -11,13 +11,12 @@ ALTER TABLE sync_state
     ADD COLUMN duration_s    double precision,            -- how long the last run took
     ADD COLUMN node          text;                        -- which process ran it last
 
--- Who may own member DNS records: admin-created users (`hamsrv user add`) and verified ones
--- (trust 'medium' or 'high'). The identity work may add more levels; this column is only read here.
-ALTER TABLE users ADD COLUMN trust text NOT NULL DEFAULT 'admin-created';
+-- Who may own member DNS records: users.trust_level >= 2 (medium: admin-created or FCC e-mail code;
+-- high: LoTW certificate), the identity migration's scale.
 
 -- The callbook is replaced whole by the weekly FCC file: it is loaded into a staging table and swapped
 -- in by renaming, so lookups never wait on the import. The email is kept for the FCC-email code only.
-ALTER TABLE callbook ADD COLUMN email text, ADD COLUMN entity_name text, ADD COLUMN middle_initial text;
+ALTER TABLE callbook ADD COLUMN IF NOT EXISTS email text, ADD COLUMN entity_name text, ADD COLUMN middle_initial text;
 -- Licences in a transaction file replace the callbook row with the same USI.
 CREATE INDEX callbook_usi ON callbook (usi);
 
