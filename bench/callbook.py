@@ -253,7 +253,7 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 3))
+    fig, ax = plt.subplots(figsize=(10, 3))
     rounds = report["rounds_detail"]
     labels = [f"round {i}" for i in range(1, len(rounds) + 1)]
     copy_part = [r["download_and_copy_s"] for r in rounds]
@@ -266,8 +266,8 @@ def write_chart(report: dict[str, Any], path: Path) -> None:
     ax.barh([lb + " raw COPY" for lb in labels], report["baseline_raw_copy_seconds"], color="#999999",
             label="baseline: raw COPY")
     ax.set_xlabel("seconds")
-    ax.set_title(f"FCC callbook import, {report['licences']:,} licences; peak RSS {report['peak_rss_mb']} MB")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"FCC callbook import, {report['licences']:,} licences; peak RSS {report['peak_rss_mb']:.0f} MB")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -278,7 +278,13 @@ def main() -> None:
     parser.add_argument("--licences", type=int, default=1_500_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--report-only", action="store_true", help="redraw the .md and .png from the .json")
     args = parser.parse_args()
+    if args.report_only:
+        report = json.loads((args.out / "callbook.json").read_text())
+        (args.out / "callbook.md").write_text(markdown(report))
+        write_chart(report, args.out / "callbook.png")
+        return
     with tempfile.TemporaryDirectory(prefix="hamsrv-bench-callbook-") as tmp:
         report = trio.run(run, args.licences, args.rounds, Path(tmp), os.environ.get("HAMSRV_DATABASE_URL"))
     args.out.mkdir(parents=True, exist_ok=True)
