@@ -6,10 +6,11 @@ with callbook lookups running all the while, beside a raw COPY of the same lines
 
 The zip (EN, AM, HD, and an HS history file the sync skips) is served by a separate `python -m
 http.server` process, so its memory is not ours. End to end = `hamsrv.sync.fcc.sync`: download, stream
-through the zip, COPY raw lines, join in PostgreSQL, index, swap. Meanwhile one task looks up random
-callsigns as fast as it can on its own connection; the report gives their latency over the whole import
-and in the swap window, and the longest gap between two answers. Baseline: COPY of the same EN/AM/HD
-lines (already unzipped, from memory) into the same raw tables, no join. Peak RSS is this process's.
+through the zip, split the fields and COPY them, join in PostgreSQL, index, swap. Meanwhile one task
+looks up random callsigns on its own connection; the report gives their latency over the whole import
+and in the index+swap window, and the longest gap between two answers. Baseline: COPY of the same
+EN/AM/HD lines (unzipped beforehand, read from disk) as they are, one text column, no parsing, no join.
+Peak RSS is this process's.
 Results: bench/results/callbook.{json,md,png}.
 """
 
@@ -240,7 +241,7 @@ def markdown(report: dict[str, Any]) -> str:
                    f"{s['lookups']:,}: max {s['max_ms']} ms, gap {s['longest_gap_ms']} ms |")
     out += ["", f"Median {report['median_licences_per_s']:,} licences/s end to end (download, unzip as a stream, "
             f"COPY, join, index, swap); the baseline only COPYs the same EN/AM/HD lines, already unzipped, as "
-            f"they are (one text column, no parsing, no join). Peak RSS {report['peak_rss_mb']} MB (target < {report['target_rss_mb']} MB). "
+            f"they are (one text column, no parsing, no join). Peak RSS {report['peak_rss_mb']:.0f} MB (target < {report['target_rss_mb']} MB). "
             f"Lookups never stopped: the slowest during the swap window took "
             f"{report['max_lookup_ms_in_swap_window']} ms, the slowest over the whole import "
             f"{report['max_lookup_ms_whole_import']} ms.", ""]
