@@ -36,7 +36,7 @@ from hamsrv.identity.policy import Policy
 from hamsrv.identity.sessions import sweep_expired
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
-from hamsrv.sync import noaa
+from hamsrv.sync import noaa, pdns
 from hamsrv.sync import service as sync_service
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
@@ -130,6 +130,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
             state.latest_solar = functools.partial(noaa.latest_reading, db)
+            state.member_dns = pdns.member_dns(config)
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:

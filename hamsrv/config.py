@@ -145,7 +145,7 @@ class Config:
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
-    syncs: str = field(default="fcc,noaa", metadata={
+    syncs: str = field(default="fcc,noaa,pdns", metadata={
         "env": "HAMSRV_SYNCS", "parse": str,
         "help": "timed syncs `hamsrv serve` runs: fcc, noaa, pdns, comma separated (empty: none)"})
     fcc_url: str = field(default="https://data.fcc.gov/download/pub/uls", metadata={

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, jsonify, request
+from quart import Blueprint, current_app, jsonify
 
 from hamsrv.db.database import json_value
-from hamsrv.http.common import AppState, bearer_token, error
-from hamsrv.identity.tokens import user_for_token
+from hamsrv.http.common import AppState, current_user, error
 from hamsrv.model import normalize_call
 from hamsrv.sync.scheduler import PgStateStore
 
@@ -18,8 +17,7 @@ blueprint = Blueprint("syncs", __name__)
 @blueprint.get("/api/sync")
 async def list_syncs() -> Any:
     state: AppState = current_app.extensions["hamsrv"]
-    token = bearer_token(request.headers)
-    user = await user_for_token(state.db, token) if token else None
+    user = await current_user()  # signed in: also the caller's own per-user syncs
     jobs = await PgStateStore(state.db).load_all(owner_id=user["id"] if user else None)
     return jsonify({"syncs": [job.as_json() for job in jobs]})
 

@@ -1,7 +1,7 @@
 """FCC ULS callbook (daily): the weekly l_amat.zip swapped in whole, then the daily diffs in order.
 
 The weekly file (~1.5 M licences) streams from the HTTP response through the zip reader into COPY, into
-temporary tables of raw lines on one connection; PostgreSQL joins EN, AM and HD into `callbook_new`,
+temporary tables of the fields we keep, on one connection; PostgreSQL joins EN, AM and HD into `callbook_new`,
 builds its indexes, and a short transaction renames it into place. Lookups read the old table until that
 rename, so they wait only for the rename itself (milliseconds, measured in bench/callbook.py).
 Anything wrong (HTTP error, a download cut short after its retries, a corrupt zip, wrong columns)
@@ -27,7 +27,7 @@ from hamsrv.db.errors import translated
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.sync import fetch
 from hamsrv.sync.scheduler import Job, Progress, SyncError
-from hamsrv.sync.uls import CopyRows, UlsFormatError, record_type
+from hamsrv.sync.uls import COLUMNS, CopyRows, UlsFormatError, record_type
 from hamsrv.sync.zipstream import ZipError, ZipStream
 
 AUTHORITY = "FCC"
@@ -51,36 +51,32 @@ def _date(field: str) -> str:
             f" + (substr({field}, 4, 2)::int - 1) END")
 
 
-def _usi(field: str) -> str:
-    return f"CASE WHEN {field} ~ '^[0-9]{{1,18}}$' THEN {field}::bigint END"
-
-
-# One row per callsign from the raw lines: the licensee entity (EN type L), the amateur data (AM) and the
-# licence header (HD). When a callsign has several licences (an old one cancelled, a new one granted),
-# the active one wins, then the latest grant.
+# One row per callsign from the raw tables: the licensee entity (EN type L), the amateur data (AM) and
+# the licence header (HD). When a callsign has several licences (an old one cancelled, a new one
+# granted), the active one wins, then the latest grant.
 LICENCES = f"""
 SELECT DISTINCT ON (h.callsign) h.callsign, h.usi,
        coalesce(nullif(concat_ws(' ', e.first_name, e.middle_initial, e.last_name), ''), e.entity_name) AS name,
        e.entity_name, e.first_name, e.middle_initial, e.last_name, e.email, e.street, e.city, e.state, e.zip,
-       e.frn, a.operator_class, h.license_status, h.grant_date, h.expire_date, a.previous_call
-FROM (SELECT {_usi('f[2]')} AS usi, upper(trim(f[5])) AS callsign, nullif(f[6], '') AS license_status,
-             {_date('f[8]')} AS grant_date, {_date('f[9]')} AS expire_date
-      FROM (SELECT string_to_array(line, '|') AS f FROM fcc_hd OFFSET 0) s OFFSET 0) h
-LEFT JOIN (SELECT DISTINCT ON (usi) * FROM (
-             SELECT {_usi('f[2]')} AS usi, nullif(f[6], '') AS entity_type, nullif(f[8], '') AS entity_name,
-                    nullif(f[9], '') AS first_name, nullif(f[10], '') AS middle_initial,
-                    nullif(f[11], '') AS last_name, nullif(f[15], '') AS email, nullif(f[16], '') AS street,
-                    nullif(f[17], '') AS city, nullif(f[18], '') AS state, nullif(f[19], '') AS zip,
-                    nullif(f[23], '') AS frn
-             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_en OFFSET 0) s OFFSET 0) en
-           ORDER BY usi, (entity_type = 'L') DESC NULLS LAST) e ON e.usi = h.usi
-LEFT JOIN (SELECT DISTINCT ON (usi) * FROM (
-             SELECT {_usi('f[2]')} AS usi, nullif(f[6], '') AS operator_class, nullif(f[16], '') AS previous_call
-             FROM (SELECT string_to_array(line, '|') AS f FROM fcc_am OFFSET 0) s OFFSET 0) am
-           ORDER BY usi) a ON a.usi = h.usi
-WHERE h.callsign <> '' AND h.usi IS NOT NULL
-ORDER BY h.callsign, (h.license_status = 'A') DESC NULLS LAST, h.grant_date DESC NULLS LAST, h.usi DESC
+       e.frn, a.operator_class, h.license_status, {_date('h.grant_date')} AS grant_date,
+       {_date('h.expire_date')} AS expire_date, a.previous_call
+FROM fcc_hd h
+LEFT JOIN fcc_en e ON e.usi = h.usi AND coalesce(e.entity_type, 'L') = 'L'
+LEFT JOIN fcc_am a ON a.usi = h.usi
+WHERE h.callsign <> ''
+ORDER BY h.callsign, (h.license_status = 'A') DESC NULLS LAST, {_date('h.grant_date')} DESC NULLS LAST,
+         h.usi DESC
 """
+
+
+def raw_table_sql(kind: str) -> str:
+    columns = ", ".join(f"{name} {'bigint' if name == 'usi' else 'text'}" for _, name in COLUMNS[kind])
+    return f"CREATE TEMPORARY TABLE {RAW_TABLES[kind]} ({columns})"
+
+
+def copy_sql(kind: str) -> str:
+    columns = ", ".join(name for _, name in COLUMNS[kind])
+    return f"COPY {RAW_TABLES[kind]} ({columns}) FROM STDIN (NULL '', ENCODING 'LATIN1')"
 
 
 # ---- loading a zip into the raw tables
@@ -96,9 +92,9 @@ async def load_zip(conn: TrioConnection, chunks: AsyncIterator[bytes], progress:
                    *, require: tuple[str, ...] = ("EN", "AM", "HD")) -> dict[str, int]:
     """Stream a ULS zip into the temporary tables fcc_en, fcc_am, fcc_hd; returns lines per file."""
     with translated():
-        for table in RAW_TABLES.values():
+        for kind, table in RAW_TABLES.items():
             await conn.execute(f"DROP TABLE IF EXISTS pg_temp.{table}")
-            await conn.execute(f"CREATE TEMPORARY TABLE {table} (line text)")
+            await conn.execute(raw_table_sql(kind))
     counts: dict[str, int] = {}
     stream = ZipStream(wanted=lambda name: record_type(name) is not None)
     events = _events(stream, chunks)
@@ -110,8 +106,7 @@ async def load_zip(conn: TrioConnection, chunks: AsyncIterator[bytes], progress:
             assert record is not None
             rows = CopyRows(record)
             with translated():
-                async with conn.cursor().copy(
-                        f"COPY {RAW_TABLES[record]} (line) FROM STDIN (ENCODING 'LATIN1')") as copy:
+                async with conn.cursor().copy(copy_sql(record)) as copy:
                     async for kind, _, payload in events:
                         out = rows.feed(payload) if kind == "data" else rows.close()
                         if out:
@@ -147,6 +142,8 @@ async def build_and_swap(conn: TrioConnection, progress: Progress) -> int:
     with translated():
         await conn.execute("DROP TABLE IF EXISTS callbook_new")
         await conn.execute("CREATE TABLE callbook_new (LIKE callbook INCLUDING DEFAULTS)")
+        for table in RAW_TABLES.values():
+            await conn.execute(f"ANALYZE {table}")
         cur = await conn.execute(f"INSERT INTO callbook_new ({cols}) SELECT {cols} FROM ({LICENCES}) l")
         licences = cur.rowcount
         if licences == 0:
@@ -189,6 +186,8 @@ async def apply_daily(conn: TrioConnection) -> int:
     with translated():
         async with conn.transaction():
             await conn.execute("DROP TABLE IF EXISTS pg_temp.fcc_rows")
+            for table in RAW_TABLES.values():
+                await conn.execute(f"ANALYZE {table}")
             await conn.execute(f"CREATE TEMPORARY TABLE fcc_rows AS {LICENCES}")
             await conn.execute("DELETE FROM callbook c USING fcc_rows r WHERE c.usi = r.usi"
                                " AND c.callsign <> r.callsign")
@@ -224,6 +223,9 @@ async def resumable(http: httpx.AsyncClient, url: str, first: fetch.Answer, prog
                 headers["If-Range"] = validator
             async with fetch.get(http, url, authority=AUTHORITY, kinds=ZIP_TYPES, what="a zip file",
                                  headers=headers) as again:
+                now = again.response.headers.get("ETag") or again.response.headers.get("Last-Modified")
+                if validator and now and now != validator:
+                    raise SyncError(f"{AUTHORITY} changed l_amat.zip during the download (the next run starts over)")
                 skip = received if again.response.status_code == 200 else 0  # Range ignored: read past it
                 progress(f"resuming at {fetch.megabytes(received)}"
                          + (" (no Range support: reading it again)" if skip else ""))

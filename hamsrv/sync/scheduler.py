@@ -55,6 +55,7 @@ class Job:
     retry_min: float = 60.0  # first retry after a failure; doubles with each further failure ...
     retry_max: float | None = None  # ... up to this (default: the interval)
     owner_id: int | None = None  # per-user jobs: the user they belong to
+    at_start: bool = False  # also run when the process starts, whatever the stored next run says
 
     def delay_after(self, failures: int, rng: random.Random) -> float:
         """Seconds until the next run: the interval after a success, else exponential backoff."""
@@ -94,6 +95,7 @@ class StateStore(Protocol):
 
     async def load(self, name: str) -> JobState | None: ...
     async def save(self, state: JobState) -> None: ...
+    async def add_missing(self, state: JobState) -> None: ...  # save unless a state is stored already
     def lock(self, name: str) -> Any: ...  # async context manager yielding True when this node got it
 
 
@@ -125,6 +127,11 @@ class PgStateStore:
             f"INSERT INTO sync_state (name, {', '.join(_COLUMNS)}) VALUES (%s{', %s' * len(_COLUMNS)})"
             f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _COLUMNS)}",
             [state.name, *values])
+
+    async def add_missing(self, state: JobState) -> None:
+        """Show a new job (as never run) without overwriting what another node stored meanwhile."""
+        await self.db.execute("INSERT INTO sync_state (name, status, owner_id) VALUES (%s, %s, %s)"
+                              " ON CONFLICT (name) DO NOTHING", [state.name, state.status, state.owner_id])
 
     async def forget(self, name: str) -> None:
         await self.db.execute("DELETE FROM sync_state WHERE name = %s", [name])
@@ -220,6 +227,8 @@ class Scheduler:
         job = entry.job
         with entry.cancel:
             state = await self._load(job)
+            if job.at_start:
+                entry.wake.set()
             while True:
                 delay = self._seconds_until(state.next_run_at)
                 with trio.move_on_after(delay):
@@ -243,7 +252,7 @@ class Scheduler:
         if state is None:  # first time: show it (as never run) at once
             state = JobState(job.name, owner_id=job.owner_id)
             with suppress(DatabaseError):
-                await self.store.save(state)
+                await self.store.add_missing(state)
         self.states[job.name] = state
         return state
 
@@ -309,7 +318,9 @@ class Scheduler:
             log.warning("sync %s failed: %s", job.name, error)
             say(f"failed: {error}")
         state.duration_s = round(trio.current_time() - t0, 3)
-        state.next_run_at = finished + timedelta(seconds=job.delay_after(state.failures, self.rng))
+        # a success counts the interval from its start (a daily job stays daily); a retry waits from now
+        state.next_run_at = (started if error is None else finished) + timedelta(
+            seconds=job.delay_after(state.failures, self.rng))
         self.states[job.name] = state
         await self.store.save(state)
         return state

@@ -18,9 +18,9 @@ JobFactory = Callable[[Config, Database], Job | None]  # None: not configured (e
 
 def factories() -> dict[str, JobFactory]:
     """Each sync by its name (`hamsrv sync NAME`), imported here so a sync's module loads on use."""
-    from hamsrv.sync import fcc, noaa
+    from hamsrv.sync import fcc, noaa, pdns
 
-    return {"fcc": fcc.make_job, "noaa": noaa.make_job}
+    return {"fcc": fcc.make_job, "noaa": noaa.make_job, "pdns": pdns.make_job}
 
 
 def make_job(name: str, config: Config, db: Database) -> Job | None:

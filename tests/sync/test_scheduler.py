@@ -36,6 +36,9 @@ class MemoryStore:
     async def save(self, state: JobState) -> None:
         self.saved[state.name] = state
 
+    async def add_missing(self, state: JobState) -> None:
+        self.saved.setdefault(state.name, state)
+
     @asynccontextmanager
     async def lock(self, name: str) -> AsyncIterator[bool]:
         if name in self.held:
@@ -163,6 +166,19 @@ async def test_a_restart_keeps_the_stored_next_run(autojump_clock, nursery):
     assert len(times) == 1
 
 
+async def test_an_at_start_job_runs_at_start_anyway(autojump_clock, nursery):
+    store = MemoryStore()
+    store.saved["pdns"] = JobState("pdns", status="ok", next_run_at=virtual_now() + timedelta(minutes=40))
+    times: list[float] = []
+    scheduler = Scheduler(store, now=virtual_now)
+    scheduler.add(Job("pdns", recorder(times), interval=3600, jitter=0, at_start=True))
+    await nursery.start(scheduler.run)
+    await trio.sleep(1)
+    assert len(times) == 1  # reconciled at start ...
+    await trio.sleep(3600)
+    assert gaps(times) == [3600.0]  # ... then hourly from there
+
+
 async def test_a_job_locked_elsewhere_is_skipped_and_retried(autojump_clock, nursery):
     store = MemoryStore()
     store.held.add("fcc")  # another node holds it
@@ -193,6 +209,10 @@ async def test_pg_store_round_trips_a_state(db: Database):
     state.failures = 0
     await store.save(state)
     assert (await store.load("noaa")).failures == 0  # type: ignore[union-attr]
+    await store.add_missing(JobState("noaa"))  # another node starting: what is stored stays
+    assert await store.load("noaa") == state
+    await store.add_missing(JobState("fcc"))
+    assert (await store.load("fcc")).status == "never"  # type: ignore[union-attr]
 
 
 async def test_pg_lock_lets_one_node_at_a_time(db: Database, db_url: str, tmp_path: Path):
@@ -233,3 +253,36 @@ async def test_scheduler_with_postgres_records_health(db: Database, nursery):
     assert state.error == "zip truncated at 41 MB"
     assert state.next_run_at is not None
     assert timedelta(minutes=59) < state.next_run_at - state.last_ok_at <= timedelta(hours=1)  # type: ignore[operator]
+
+
+async def test_two_nodes_share_one_schedule(db: Database, db_url: str, tmp_path: Path, nursery):
+    """Two schedulers (two pools, as two nodes) with the same job: never both at once, and the job runs
+    once per interval in all, not once per node."""
+    other_db = await Database.open(db_url, tmp_path, pool_size=4)
+    runs: list[str] = []
+    active = 0
+    most = 0
+
+    def job_for(node: str) -> Job:
+        async def run(progress) -> str:
+            nonlocal active, most
+            active += 1
+            most = max(most, active)
+            runs.append(node)
+            await trio.sleep(0.3)
+            active -= 1
+            return node
+        return Job("fcc", run, interval=1.0, jitter=0)
+
+    try:
+        async with trio.open_nursery() as nodes:
+            for name, database in (("a", db), ("b", other_db)):
+                scheduler = Scheduler(PgStateStore(database), node=name)
+                scheduler.add(job_for(name))
+                await nodes.start(scheduler.run)
+            await trio.sleep(2.6)
+            nodes.cancel_scope.cancel()
+    finally:
+        await other_db.close()
+    assert most == 1
+    assert len(runs) == 3, runs  # at 0, 1 and 2 s
