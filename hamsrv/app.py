@@ -7,6 +7,7 @@ HTTP stops accepting and lets requests in flight finish, then everything else is
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import ssl
@@ -35,6 +36,8 @@ from hamsrv.identity.policy import Policy
 from hamsrv.identity.sessions import sweep_expired
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.sync import noaa
+from hamsrv.sync import service as sync_service
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
@@ -117,6 +120,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             imports = JobRunner(db)
             await root.start(imports.run)
+            scheduler = await root.start(sync_service.serve_syncs, config, db, metrics)
             root.start_soon(sweep_expired, db)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
@@ -124,6 +128,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                              web_dir=config.web_dir, cty=table, identity=Policy.from_config(config))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
+            state.health_extras["syncs"] = sync_service.health(scheduler)
+            state.latest_solar = functools.partial(noaa.latest_reading, db)
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:

@@ -66,6 +66,13 @@ def parse_workers(text: str) -> int:
     return int(parse_positive(int)(text))
 
 
+def _redis_url(text: str) -> str:
+    from hamsrv.firehose.resp import parse_url as parse_redis_url  # the one place that reads these URLs
+
+    parse_redis_url(text)
+    return text
+
+
 def _optional_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -129,14 +136,36 @@ class Config:
         "env": "HAMSRV_WORKERS", "parse": parse_workers,
         "help": "worker processes sharing the public port and one spot ring (a number, or auto)"})
     redis_url: str | None = field(default=None, metadata={
-        "env": "HAMSRV_REDIS_URL", "parse": parse_url(("redis", "unix")),
-        "help": "Redis for cross-node spot fan-out (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)"})
+        "env": "HAMSRV_REDIS_URL", "parse": _redis_url,
+        "help": "Redis for cross-node spot fan-out: redis://[:PASSWORD@]HOST[:PORT][/DB], unix:///PATH, "
+                "redis+sentinel://HOST[:PORT][,HOST...]/MASTER[/DB] or redis+cluster://HOST[:PORT][,HOST...]"})
     node_id: str | None = field(default=None, metadata={
         "env": "HAMSRV_NODE_ID", "parse": str,
         "help": "this node's id among nodes sharing Redis (default: random at each start)"})
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
+    syncs: str = field(default="fcc,noaa", metadata={
+        "env": "HAMSRV_SYNCS", "parse": str,
+        "help": "timed syncs `hamsrv serve` runs: fcc, noaa, pdns, comma separated (empty: none)"})
+    fcc_url: str = field(default="https://data.fcc.gov/download/pub/uls", metadata={
+        "env": "HAMSRV_FCC_URL", "parse": parse_url(("http", "https")),
+        "help": "FCC ULS folder holding complete/l_amat.zip and daily/l_am_*.zip"})
+    noaa_url: str = field(default="https://services.swpc.noaa.gov", metadata={
+        "env": "HAMSRV_NOAA_URL", "parse": parse_url(("http", "https")),
+        "help": "NOAA SWPC base URL (holding products/... and json/...)"})
+    dns_zone: str | None = field(default=None, metadata={
+        "env": "HAMSRV_DNS_ZONE", "parse": str,
+        "help": "member DNS zone, e.g. hams.example. (K1ABC owns k1abc.hams.example.)"})
+    pdns_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_URL", "parse": parse_url(("http", "https")),
+        "help": "PowerDNS HTTP API, e.g. http://127.0.0.1:8081 (off when unset)"})
+    pdns_key: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_KEY", "parse": str, "help": "PowerDNS API key (X-API-Key)"})
+    pdns_server: str = field(default="localhost", metadata={
+        "env": "HAMSRV_PDNS_SERVER", "parse": str, "help": "PowerDNS server id in the API path"})
+    dns_quota: int = field(default=20, metadata={
+        "env": "HAMSRV_DNS_QUOTA", "parse": parse_positive(int), "help": "member DNS records per user"})
     auth: Bind = field(default=Bind("127.0.0.1", 8444), metadata={
         "env": "HAMSRV_AUTH_BIND", "parse": parse_bind,
         "help": "LoTW certificate sign-in listener (mTLS; on only with HAMSRV_CLIENT_CA)"})
