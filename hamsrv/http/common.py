@@ -187,6 +187,21 @@ async def current_user() -> Row | None:
     return user
 
 
+async def websocket_user(ws: Any) -> Row | None:
+    """The user of a WebSocket: `?token=` or a bearer token (API or session), else the session cookie,
+    which counts only when the browser's Origin is this site (no cross-site WebSocket hijacking)."""
+    state: AppState = current_app.extensions["hamsrv"]
+    token = ws.args.get("token") or bearer_token(ws.headers)
+    if token.startswith(SESSION_PREFIX):
+        return await user_for_session(state.db, token)
+    if token:
+        return await user_for_token(state.db, token)
+    cookie, origin = ws.cookies.get(COOKIE, ""), urlsplit(ws.headers.get("Origin", ""))
+    if cookie and origin.netloc.lower() == ws.host.lower() and origin.scheme in ("http", "https"):
+        return await user_for_session(state.db, cookie)
+    return None
+
+
 def client_ip() -> str:
     return request.remote_addr or "?"
 

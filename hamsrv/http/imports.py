@@ -29,12 +29,11 @@ from hamsrv.http.common import (
     ApiError,
     AppState,
     authenticated,
-    bearer_token,
     body_chunks,
     parse_time,
     streams_body,
+    websocket_user,
 )
-from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.adif import sniff_format
 from hamsrv.ingest.export import export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, job_summary
@@ -236,10 +235,9 @@ def register(app: QuartTrio, state: AppState) -> None:
     @app.websocket("/ws/imports")
     async def imports_ws() -> None:
         """Progress of the user's imports: first the active jobs, then an event per stored batch."""
-        token = websocket.args.get("token") or bearer_token(websocket.headers)
-        user = await user_for_token(state.db, token) if token else None
+        user = await websocket_user(websocket)
         if user is None:
-            await websocket.close(1008, "a valid API token is required (?token= or Authorization: Bearer)")
+            await websocket.close(1008, "sign in, or send a valid token (?token= or Authorization: Bearer)")
             return
         await websocket.accept()
         with runner.subscribe(user["id"]) as events:

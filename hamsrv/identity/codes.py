@@ -61,8 +61,9 @@ class Attempt:
 
 
 async def attempt(db: Database, callsign: str, method: str, secret: str, *, consume: bool = True) -> Attempt:
-    """Check `secret` against the callsign's pending sign-in, spending one try. On success the sign-in
-    is deleted when `consume` (the QRZ check deletes it only once the page shows the code)."""
+    """Check `secret` against the callsign's pending sign-in, spending one try (given back on success
+    without `consume`). On success the sign-in is deleted when `consume` (the QRZ check deletes it only
+    once the page shows the code)."""
     row = await db.fetchrow(
         "UPDATE signin_codes SET tries = tries + 1 WHERE callsign = %s AND method = %s"
         " AND expires_at > now() AND tries < %s RETURNING salt, secret_sha256, public_code, tries",
@@ -79,6 +80,10 @@ async def attempt(db: Database, callsign: str, method: str, secret: str, *, cons
         return Attempt(False, f"wrong code; {left} {'try' if left == 1 else 'tries'} left", tries_left=left)
     if consume:
         await finish(db, callsign, method)
+    else:  # only wrong secrets count: the QRZ check may be repeated until the page shows the code
+        await db.execute("UPDATE signin_codes SET tries = tries - 1 WHERE callsign = %s AND method = %s",
+                         [callsign, method])
+        left += 1
     return Attempt(True, public_code=row["public_code"], tries_left=left)
 
 

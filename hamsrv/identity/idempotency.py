@@ -3,16 +3,25 @@ holding the request's fingerprint and, once answered, the first answer. Rows liv
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from hamsrv.db.database import Database, Row
+
+# A claim whose request never answered (the process died between the two statements) frees the key
+# after this long; a request still running then is the import upload, which its job's own key guards.
+ABANDONED = timedelta(hours=1)
 
 
 async def claim(db: Database, user_id: int, key: str, fingerprint: bytes) -> Row | None:
     """None when this request may run (the key is now taken by it); else the row recorded for the key
     (`status` None while its first request still runs)."""
-    await db.execute("DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s"
-                     " AND created_at < now() - interval '1 day'", [user_id, key])
-    taken = await db.fetchrow("INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES (%s, %s, %s)"
-                              " ON CONFLICT DO NOTHING RETURNING 1 AS ok", [user_id, key, fingerprint])
+    taken = await db.fetchrow(  # a new key, one recorded over a day ago, or a claim abandoned by a crash
+        "INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES (%s, %s, %s)"
+        " ON CONFLICT (user_id, key) DO UPDATE SET fingerprint = excluded.fingerprint, status = NULL,"
+        " content_type = NULL, location = NULL, body = NULL, created_at = now()"
+        " WHERE idempotency_keys.created_at < now() - interval '1 day' OR (idempotency_keys.status IS NULL"
+        " AND idempotency_keys.created_at < now() - %s) RETURNING 1 AS ok",
+        [user_id, key, fingerprint, ABANDONED])
     if taken is not None:
         return None
     row = await db.fetchrow("SELECT * FROM idempotency_keys WHERE user_id = %s AND key = %s", [user_id, key])

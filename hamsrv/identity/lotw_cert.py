@@ -9,6 +9,7 @@ expired or not-yet-valid certificate with a message of its own instead of a bare
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -75,7 +76,7 @@ def load_certificate(der: bytes) -> x509.Certificate:
         cert.issuer, cert.subject, cert.serial_number  # noqa: B018
         cert.not_valid_before_utc, cert.not_valid_after_utc  # noqa: B018
         return cert
-    except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
+    except _MALFORMED:
         raise CertificateRefused("the client certificate is not a readable X.509 certificate") from None
 
 
@@ -120,8 +121,24 @@ def _signed_by(item: x509.Certificate | x509.CertificateRevocationList, issuer: 
         return False
 
 
+# What cryptography raises (or warns, for what it will refuse in later releases) on malformed DER;
+# found by the hypothesis and corruption tests.
+_MALFORMED = (ValueError, TypeError, x509.InvalidVersion, UserWarning)
+
+
 def check_certificate(der: bytes | None, authorities: list[x509.Certificate],
                       crls: list[x509.CertificateRevocationList], now: dt.datetime) -> LotwIdentity:
+    """`_check`, with anything malformed that cryptography only notices late refused as unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # e.g. a serial number <= 0, a country name of 27 letters
+            return _check(der, authorities, crls, now)
+    except _MALFORMED as exc:
+        raise CertificateRefused(f"the client certificate is malformed: {str(exc)[:120]}") from None
+
+
+def _check(der: bytes | None, authorities: list[x509.Certificate],
+           crls: list[x509.CertificateRevocationList], now: dt.datetime) -> LotwIdentity:
     """The identity of a client certificate the handshake accepted, or CertificateRefused saying why:
     none sent, not issued by one of `authorities`, expired, not yet valid (the certificate or its
     issuer), revoked by a CRL its issuer signed, or no callsign attribute."""

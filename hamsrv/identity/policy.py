@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
+from hamsrv.config import Config
 from hamsrv.identity.ratelimit import Buckets, Rate
 
 QRZ_DEFAULT_URL = "https://www.qrz.com/db/"
@@ -37,7 +37,7 @@ class Policy:
         self.codes_per_call = Buckets(Rate.per_minute(0.2, 3))
 
     @classmethod
-    def from_config(cls, config: Any) -> Policy:
+    def from_config(cls, config: Config) -> Policy:
         return cls(session_lifetime=timedelta(days=config.session_days), secure_cookie=config.tls,
                    smtp_url=config.smtp_url, mail_from=config.mail_from, qrz_url=config.qrz_url,
                    api_rate=config.rate_api, signin_rate=config.rate_signin)

@@ -182,3 +182,15 @@ async def test_a_failed_first_request_leaves_the_key_free(api: Api):
         bad = await client.post("/api/qsos", json={"call": "W1AW"}, headers={"Idempotency-Key": "k2"})
         good = await client.post("/api/qsos", json=QSO, headers={"Idempotency-Key": "k2"})
     assert bad.status_code == 400 and good.status_code == 201
+
+
+async def test_a_claim_abandoned_by_a_crash_frees_the_key_after_an_hour(api: Api):
+    user = await api.state.db.fetchrow("SELECT id FROM users WHERE callsign = 'W1AW'")
+    await api.state.db.execute("INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)"
+                               " VALUES (%s, 'lost', '\\x00', now() - interval '2 hours'),"
+                               " (%s, 'running', '\\x00', now())", [user["id"], user["id"]])
+    async with api.client(api.token) as client:
+        freed = await client.post("/api/qsos", json=QSO, headers={"Idempotency-Key": "lost"})
+        busy = await client.post("/api/qsos", json={**QSO, "time_on": "1300"}, headers={"Idempotency-Key": "running"})
+    assert freed.status_code == 201
+    assert busy.status_code == 422  # another request's claim (its fingerprint differs), still recent

@@ -151,3 +151,26 @@ async def test_a_valid_certificates_identity_replayed_in_headers_on_the_main_por
 async def test_the_main_port_does_not_ask_for_client_certificates(served: Served):
     async with httpx.AsyncClient(verify=served.ca.client_context(*served.ca.user("W1AW"))) as client:
         assert (await client.get(f"{served.main}/api/me")).status_code == 401
+
+
+def test_configuration_errors_are_one_clear_line(lotw: LotwCA, tmp_path):
+    from hamsrv import config as config_mod
+    from hamsrv.errors import ConfigError
+    from hamsrv.http.mtls import ClientAuthorities
+
+    with pytest.raises(ConfigError, match="HAMSRV_CLIENT_CA needs HAMSRV_TLS_CERT"):
+        config_mod.load({}, env={"HAMSRV_CLIENT_CA": str(lotw.bundle)})
+    with pytest.raises(ConfigError, match="HAMSRV_CLIENT_CA: no such file"):
+        config_mod.load({}, env={"HAMSRV_CLIENT_CA": str(tmp_path / "missing.pem")})
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    with pytest.raises(ConfigError, match="not a PEM certificate bundle"):
+        ClientAuthorities(junk, None)
+    with pytest.raises(ConfigError, match="HAMSRV_CLIENT_CRL .* not a readable CRL"):
+        ClientAuthorities(lotw.bundle, junk)
+    cert, key = lotw.server_files()
+    config = config_mod.load({}, env={"HAMSRV_CLIENT_CA": str(lotw.bundle), "HAMSRV_TLS_CERT": str(cert),
+                                      "HAMSRV_TLS_KEY": str(key), "HAMSRV_SMTP_URL": "smtp+starttls://u:p@mail:587"})
+    assert (config.auth.host, config.auth.port) == ("127.0.0.1", 8444)
+    with pytest.raises(ConfigError, match="HAMSRV_SMTP_URL"):
+        config_mod.load({}, env={"HAMSRV_SMTP_URL": "http://mail"})

@@ -151,3 +151,14 @@ def test_page_has_code_finds_it_anywhere_and_only_there(before: bytes, after: by
     assert page_has_code(before + code.lower().encode() + after, code)
     assert page_has_code(before + code.encode() + after, code)
     assert page_has_code(before + after, code) == (code.lower().encode() in (before + after).lower())
+
+
+async def test_checking_before_the_page_is_edited_spends_no_tries(api: Api, qrz: tuple[str, QrzPages]):
+    qrz[1].bios["w1xyz"] = ""
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+        issued = await start(client, "W1XYZ")
+        body = {"callsign": "W1XYZ", "claim": issued["claim"]}
+        early = [(await client.post("/api/auth/qrz/verify", json=body)).status_code for _ in range(6)]
+        assert early == [409] * 6  # more than the 5 tries a wrong claim gets
+        qrz[1].bios["w1xyz"] = issued["code"]
+        assert (await client.post("/api/auth/qrz/verify", json=body)).status_code == 200

@@ -3,6 +3,7 @@ everywhere, expiry, roles and trust levels; API tokens keep working."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -155,3 +156,23 @@ def test_cli_sets_roles_and_trust(db_url: str, tmp_path: Path, monkeypatch: pyte
     assert main(["user", "role", "W1AW", "user"]) == 0
     with psycopg.connect(db_url) as conn:
         assert conn.execute("SELECT roles FROM users").fetchall() == [([],)]
+
+
+async def test_import_progress_websocket_takes_the_cookie_only_from_this_site(api: Api):
+    from trio_websocket import ConnectionRejected, open_websocket_url
+
+    token = await session_for(api)
+    url = f"ws://127.0.0.1:{api.port}/ws/imports"
+    cookie = ("Cookie", f"{sessions.COOKIE}={token}")
+    async with api.client(token) as client:  # a queued job (no runner here): the socket starts with it
+        data = b"<CALL:6>IP0TRC<QSO_DATE:8>20240101<TIME_ON:4>1200<BAND:3>20m<MODE:2>CW<EOR>"
+        job = (await client.post("/api/imports", content=data)).json()["id"]
+    async with open_websocket_url(url, extra_headers=[cookie, ("Origin", api.url)]) as ws:
+        with trio.fail_after(10):
+            event = json.loads(await ws.get_message())
+        assert event["id"] == job
+    for headers in ([cookie, ("Origin", "https://evil.example")], [cookie]):
+        with pytest.raises(ConnectionRejected) as refused:
+            async with open_websocket_url(url, extra_headers=headers):
+                pass
+        assert refused.value.status_code == 403
