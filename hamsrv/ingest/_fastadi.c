@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* qsos columns in model.QSO_COLUMNS order (hamsrv/ingest/copy.py checks that on import). */
 enum {
@@ -264,6 +265,23 @@ static const char *band_for_mhz(double mhz) {
 }
 
 /* BAND as the canonical lower-case name; NULL when it is not one. */
+/* normalize._in_band: within 10 Hz of the band's edges */
+static int in_band(const char *name, double mhz) {
+    for (int i = 0; i < n_bands; i++)
+        if (bands[i].name == name) return bands[i].lo - 1e-5 <= mhz && mhz <= bands[i].hi + 1e-5;
+    return 0;
+}
+/* model.valid_grid: 2, 4, 6 or 8 characters, AA00aa00 */
+static int valid_grid(span v) {
+    if (v.n != 2 && v.n != 4 && v.n != 6 && v.n != 8) return 0;
+    for (Py_ssize_t i = 0; i < v.n; i++) {
+        unsigned char c = upper(v.p[i]);
+        int pair = (int)(i / 2);
+        if (pair == 1 || pair == 3) { if (c < '0' || c > '9') return 0; }
+        else if (c < 'A' || c > (pair == 0 ? 'R' : 'X')) return 0;
+    }
+    return 1;
+}
 static const char *band_named(span v) {
     char name[16];
     if (v.n >= (Py_ssize_t)sizeof(name)) return NULL;
@@ -316,6 +334,18 @@ typedef struct {
     int n_extra;
 } record;
 
+/* A non-empty field of that (upper-case) name among the record's `extra` fields. */
+static int has_extra(const record *r, const char *key) {
+    size_t n = strlen(key);
+    for (int i = 0; i < r->n_extra; i++) {
+        if ((size_t)r->extra_name_len[i] != n || r->extra_value[i].n <= 0) continue;
+        size_t k = 0;
+        while (k < n && upper(r->extra_name[i][k]) == (unsigned char)key[k]) k++;
+        if (k == n) return 1;
+    }
+    return 0;
+}
+
 static void write_json_string(buffer *b, const unsigned char *s, Py_ssize_t n, int upper_case) {
     put(b, "\"", 1);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -359,8 +389,20 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
     if (has(f[F_FREQ_RX]) && parse_mhz(f[F_FREQ_RX], &freq_rx) < 0) return -1;
     if (has(f[F_BAND]) && (band_name = band_named(f[F_BAND])) == NULL) return -1;
     if (has(f[F_BAND_RX]) && (band_rx_name = band_named(f[F_BAND_RX])) == NULL) return -1;
+    /* normalize._checked: BAND and FREQ agree (a unit slip is repaired there), a QSO has a band */
+    if (band_name != NULL && has(f[F_FREQ]) && !in_band(band_name, freq)) return -1;
+    if (band_rx_name != NULL && has(f[F_FREQ_RX]) && !in_band(band_rx_name, freq_rx)) return -1;
     if (band_name == NULL && has(f[F_FREQ])) band_name = band_for_mhz(freq);
     if (band_rx_name == NULL && has(f[F_FREQ_RX])) band_rx_name = band_for_mhz(freq_rx);
+    if (band_name == NULL) return -1;
+    if (has(f[field_of[C_GRIDSQUARE]]) && !valid_grid(f[field_of[C_GRIDSQUARE]])) return -1;
+    if (has(f[field_of[C_MY_GRIDSQUARE]]) && !valid_grid(f[field_of[C_MY_GRIDSQUARE]])) return -1;
+    if (has_end && end_day * US_PER_DAY + time_off < *start_us) return -1;
+    if (*start_us > ((int64_t)time(NULL) - PG_EPOCH_DAYS * 86400LL + 86400) * 1000000LL) return -1;
+    /* normalize._with_entity fills DXCC, COUNTRY, CONT and CQZ from cty.dat: only records that
+       carry all four are left unchanged by it */
+    if (!has(f[field_of[C_DXCC]]) || !has_extra(r, "COUNTRY") || !has_extra(r, "CONT") || !has_extra(r, "CQZ"))
+        return -1;
 
     /* MODE and SUBMODE (normalize._mode) */
     Py_ssize_t mode_len = has(f[F_MODE]) ? f[F_MODE].n : 0, sub_len = has(f[F_SUBMODE]) ? f[F_SUBMODE].n : 0;
@@ -382,6 +424,14 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
         }
     }
     if (mode_out != NULL && mode_out_len > MAX_MODE_CHARS) return -1;
+    /* normalize._checked: MODE from the ADIF enumeration, SUBMODE one of that MODE's */
+    if (mode_out != NULL && !lookup(&active_modes, mode_out, mode_out_len)) return -1;
+    if (sub_out_len) {
+        const slot *parent = lookup(&submode_parent, sub_out, sub_out_len);
+        if (parent == NULL || mode_out == NULL || strlen(parent->value) != mode_out_len
+            || memcmp(parent->value, mode_out, mode_out_len) != 0)
+            return -1;
+    }
 
     /* one-field columns: all checked before anything is written */
     for (int i = F_SUBMODE + 1; i < N_FIELDS; i++) {
