@@ -21,6 +21,7 @@ from hamsrv.errors import ConfigError
 from hamsrv.firehose.bridge import Bridge
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
+from hamsrv.firehose.history import keep_history
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.links import parse_links, serve_links
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
@@ -95,6 +96,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             if follower is not None:  # ingress belongs to the primary: only mirror its spots
                 await root.start(follower.run)
             else:
+                await root.start(keep_history, hub, config.data_dir, config.spot_history_seconds)
                 await root.start(hub.run)
                 await root.start(listen_qsos, db, hub)
                 bridge = Bridge(hub, config.redis_url, node_id=config.node_id) if config.redis_url else None

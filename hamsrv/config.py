@@ -137,6 +137,9 @@ class Config:
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
+    spot_history_seconds: float = field(default=60.0, metadata={
+        "env": "HAMSRV_SPOT_HISTORY_SECONDS", "parse": parse_positive(float),
+        "help": "seconds between saves of the spot ring to the data dir (it is saved at shutdown too)"})
 
     @property
     def tls(self) -> bool:
