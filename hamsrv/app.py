@@ -31,6 +31,7 @@ from hamsrv.http.api import create_app
 from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.ingest.jobs import JobRunner
+from hamsrv.ingest.normalize import use_entities
 from hamsrv.metrics import Registry
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
@@ -87,6 +88,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             if handle_signals:
                 root.start_soon(_on_signals, shutdown, root.cancel_scope)
             table = cty.load(config.data_dir)
+            use_entities(table)  # QSOs get DXCC, country, continent and zone from the same table
             hub = Hub(SpotRing(max_age=config.ring_hours * 3600), tick=config.tick_ms / 1000,
                       prepare=make_prepare(table, trio.current_time), metrics=metrics)
             follower = Follower(role, hub) if role is not None and not role.primary else None

@@ -52,6 +52,7 @@ def _spot(line: bytes) -> Spot | None:
     try:
         data: dict[str, Any] = json.loads(line)
         when = datetime.fromisoformat(str(data.pop("time")).replace("Z", "+00:00")).astimezone(UTC)
+        data.setdefault("comment", "")  # the lean JSON leaves empty values out
         return Spot(time=when, **{k: v for k, v in data.items() if k in _SPOT_KEYS})
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

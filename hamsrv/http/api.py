@@ -233,8 +233,10 @@ def create_app(state: AppState) -> QuartTrio:
             picked = list(islice((e for e in newest if spot_filter.matches(e.spot)), limit))
             picked.reverse()
             scanned_to = live
+        # A `since` beyond the last id comes from before a reset of the ids (history lost): say so.
+        reset = b',"reset":true' if since > live else b""
         body = (b'{"spots":[' + b",".join(e.json for e in picked)
-                + b'],"last_id":%d,"scanned_to":%d}' % (live, scanned_to))
+                + b'],"last_id":%d,"scanned_to":%d%s}' % (live, scanned_to, reset))
         return Response(body, content_type="application/json")  # the ring's spots are encoded already
 
     @app.post("/api/spots")
