@@ -10,7 +10,7 @@ whether it comes raw or as a multipart/form-data file field.
 from __future__ import annotations
 
 import errno
-import re
+import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -24,17 +24,14 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
 
 from hamsrv.db.database import Row
-from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, job_for_key, list_jobs
-from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, body_chunks, parse_time
+from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, list_jobs
+from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, body_chunks, error, parse_time
 from hamsrv.identity.tokens import user_for_token
-from hamsrv.ingest.adif import sniff_format
+from hamsrv.ingest.adif import SNIFF_BYTES, looks_like_adif, sniff_format
 from hamsrv.ingest.export import export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, job_summary
 
-SNIFF_BYTES = 64 * 1024
 MAX_IDEMPOTENCY_KEY = 200
-# An ADI field tag (<CALL:4>, <QSO_DATE:8:D>), <EOH>/<EOR>, or an ADX root element.
-_ADIF_MARK = re.compile(rb"<(?:eoh|eor|adx[\s>]|[a-z_][a-z0-9_ ]*:\d+(?::[a-z])?>)", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _CONTENT_TYPES = {"adi": "application/octet-stream", "adx": "application/xml"}
@@ -50,8 +47,9 @@ def _flag(name: str, text: str | None) -> bool:
 MULTIPART_SLICE = 32 * 1024  # werkzeug checks its memory limit per receive_data() call, so feed it slices
 
 
-async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The bytes of the first file part, streamed; other parts are skipped."""
+async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes], meta: dict[str, str]) -> AsyncIterator[bytes]:
+    """The bytes of the first file part, streamed; other parts are skipped. The part's filename goes
+    into `meta["filename"]`."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024)
     in_file = seen_file = False
     done = False
@@ -73,6 +71,8 @@ async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncI
             raise ApiError(400, f"malformed multipart/form-data body: {exc}") from None
         if isinstance(event, File):
             in_file = not seen_file
+            if in_file and event.filename:
+                meta["filename"] = event.filename
             seen_file = True
         elif isinstance(event, Data):
             if in_file and event.data:
@@ -96,6 +96,7 @@ class _Upload:
         self.pending = bytearray()
         self.head = b""
         self.checked = False
+        self.digest = hashlib.sha256()  # tells a retry (same body) from a reused Idempotency-Key
 
     async def add(self, data: bytes) -> None:
         self.size += len(data)
@@ -106,6 +107,7 @@ class _Upload:
             if len(self.head) >= SNIFF_BYTES:
                 self.check()
         self.pending += data
+        self.digest.update(data)
         if len(self.pending) >= CHUNK_BYTES:
             await self._write()
 
@@ -113,7 +115,7 @@ class _Upload:
         self.checked = True
         if not self.head:
             raise ApiError(400, "the upload is empty")
-        if not _ADIF_MARK.search(self.head[:SNIFF_BYTES]):
+        if not looks_like_adif(self.head):
             raise ApiError(400, "not an ADIF file: no ADIF tag (<CALL:4>..., <EOR>, <EOH>) or <ADX> element "
                                 f"in the first {SNIFF_BYTES // 1024} KiB")
 
@@ -164,23 +166,24 @@ def register(app: QuartTrio, state: AppState) -> None:
         if request.content_length is not None and request.content_length > state.max_upload_bytes:
             raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
         mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
-        filename = request.args.get("filename")
-        existing = await job_for_key(state.db, user["id"], key) if key is not None else None
-        if existing is not None:  # a retry of an upload that arrived: do not read it again
-            return await _accepted(user, existing)
+        meta: dict[str, str] = {}
         chunks = body_chunks(state.body_timeout)
         if mimetype == "multipart/form-data":
             if not options.get("boundary"):
                 raise ApiError(400, "multipart/form-data without a boundary")
-            chunks = _multipart_file(options["boundary"].encode("latin-1"), chunks)
+            chunks = _multipart_file(options["boundary"].encode("latin-1"), chunks, meta)
         with _spool_file(state.spool_dir) as spool:
             upload = _Upload(spool, state.max_upload_bytes)
             async for data in chunks:  # no database connection is held while the client sends
                 await upload.add(data)
             fmt = await upload.finish()
+            # A retry with the same key sends the same body (and options): compared by digest, since
+            # the IETF Idempotency-Key draft answers 422 to a key reused for another request.
+            job_options = {"merge": merge, "body_sha256": upload.digest.hexdigest()}
             async with state.db.transaction() as conn:
-                job_id, created = await create_job(conn, user["id"], filename=filename,
-                                                   options={"merge": merge}, idempotency_key=key)
+                job_id, created = await create_job(conn, user["id"], filename=request.args.get("filename")
+                                                   or meta.get("filename"), options=job_options,
+                                                   idempotency_key=key)
                 if created:
                     seq = 0
                     async for piece in upload.pieces():
@@ -189,6 +192,12 @@ def register(app: QuartTrio, state: AppState) -> None:
                     await finish_upload(conn, job_id, upload.size, fmt)
         if created:
             runner.wake()
+        else:
+            job = await get_job(state.db, user["id"], job_id)
+            earlier = {k: v for k, v in (job["options"] if job else {}).items() if k in job_options}
+            if earlier and earlier != job_options:
+                raise ApiError(422, "this Idempotency-Key was used for another request (a different body or "
+                                    "options); use a new key for a new upload", "Idempotency-Key")
         return await _accepted(user, job_id)
 
     async def _accepted(user: Row, job_id: int) -> Response:
@@ -231,16 +240,18 @@ def register(app: QuartTrio, state: AppState) -> None:
         return await export(user, "adx")
 
     @app.websocket("/ws/imports")
-    async def imports_ws() -> None:
+    async def imports_ws() -> Response | None:
         """Progress of the user's imports: first the active jobs, then an event per stored batch."""
         token = websocket.args.get("token") or bearer_token(websocket.headers)
         user = await user_for_token(state.db, token) if token else None
-        if user is None:
-            await websocket.close(1008, "a valid API token is required (?token= or Authorization: Bearer)")
-            return
+        if user is None:  # refused before the upgrade, with the JSON body every refusal has
+            response = error(401, "a valid API token is required (?token= or Authorization: Bearer)")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         await websocket.accept()
         with runner.subscribe(user["id"]) as events:
             for job in reversed(await list_jobs(state.db, user["id"], active_only=True)):
                 await websocket.send_json({"type": "progress", **job_summary(job)})
             async for event in events:
                 await websocket.send_json(event)
+        return None

@@ -374,8 +374,10 @@ def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     get = fields.get
     call = _call("CALL", get("CALL"), required=True)  # too varied to be worth remembering
     start_day = _QSO_DATE[get("QSO_DATE")]
-    time_on = _time_of_day("TIME_ON", get("TIME_ON"), required=True)
-    assert time_on is not None  # required
+    credit = _is_dxcc_credit(fields)
+    time_on = _time_of_day("TIME_ON", get("TIME_ON"), required=not credit)
+    if time_on is None:  # a LoTW DXCC credit record: the day is all it knows
+        time_on = timedelta(0)
     time_off = _time_of_day("TIME_OFF", get("TIME_OFF"))
     end_day = _QSO_DATE_OFF[get("QSO_DATE_OFF")]
     end_at = None
@@ -407,8 +409,23 @@ def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     if lotw_report and row[_LOTW_QSL_RCVD] is None and row[_LOTW_QSLRDATE] is None:
         row[_LOTW_QSL_RCVD], row[_LOTW_QSLRDATE] = row[_QSL_RCVD], row[_QSLRDATE]
         row[_QSL_RCVD] = row[_QSLRDATE] = None
+    if credit and not get("TIME_ON"):
+        extra.setdefault(CREDIT_NOTE_FIELD, CREDIT_NOTE)
+        if row[_LOTW_QSL_RCVD] is None:  # DXCC credit is granted for LoTW-confirmed QSOs only
+            row[_LOTW_QSL_RCVD] = "Y"
     row[-1] = extra
     return tuple.__new__(Qso, row)
+
+
+# LoTW's "DXCC QSL Card Report" (qslcards.php) lists credited QSOs without TIME_ON and MODE (only the
+# mode group): what it can say is a confirmation by call, band, mode group and date.
+_CREDIT_FIELDS = ("APP_LOTW_CREDIT_GRANTED", "APP_LOTW_DXCC_PROCESSED_DTG", "APP_LOTW_DXCC_APPLICATION_NR")
+CREDIT_NOTE_FIELD = "APP_HAMSRV_NOTE"
+CREDIT_NOTE = "from a LoTW DXCC credit report: no time of day given, stored as 00:00 UTC"
+
+
+def _is_dxcc_credit(fields: Mapping[str, str]) -> bool:
+    return not fields.get("TIME_ON") and any(fields.get(name) for name in _CREDIT_FIELDS)
 
 
 _EMPTY_TAIL = (None,) * (len(QSO_COLUMNS) - QSO_COLUMNS.index("rst_sent"))

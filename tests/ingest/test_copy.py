@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[int, int, int, int]] = {
     "log4om2_export.adi": (122, 0, 0, 0),
     "loghx_single.adi": (1, 0, 0, 1),
     "lotw_detailed_single.adi": (1, 0, 0, 0),
-    "lotw_qslcards_dxcc_report.adi": (0, 0, 1, 0),
+    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, 0),
     "lotwreport_k5dru_crlf.adi": (2899, 0, 0, 0),
     "lotwreport_k9cts.adi": (437, 1, 0, 0),
     "minos_vhf_contest.adi": (45, 0, 0, 0),
@@ -67,7 +67,6 @@ EXPECTED: dict[str, tuple[int, int, int, int]] = {
 }
 REJECTS: dict[str, list[tuple[int, str | None, str]]] = {
     "cqgma_malformed_header.adi": [(1, 'CALL', 'missing')],
-    "lotw_qslcards_dxcc_report.adi": [(1, 'TIME_ON', 'missing')],
     "pyadif_latin1.adi": [(3, 'CALL', 'missing'), (4, 'CALL', 'missing'), (5, 'CALL', 'missing')],
     "pyadif_no_header.adi": [(3, 'CALL', 'missing'), (4, 'CALL', 'missing'), (5, 'CALL', 'missing')],
     "pyadif_two_headers.adi": [(3, 'CALL', 'missing'), (4, 'CALL', 'missing'), (5, 'CALL', 'missing')],

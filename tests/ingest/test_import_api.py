@@ -60,6 +60,7 @@ async def test_multipart_upload_with_merge(server: Api):
         assert response.status_code == 202, response.text
         job = await wait_done(client, response.headers["Location"])
         assert (job["format"], job["size_bytes"], job["merged"], job["inserted"]) == ("adi", len(lotw), 1, 0)
+        assert job["filename"] == "lotwreport.adi"  # issue 14: the multipart part's filename is kept
         [qso] = (await client.get("/api/qsos")).json()["qsos"]
         assert qso["lotw_qsl_rcvd"] == "Y"
 
@@ -135,6 +136,12 @@ async def test_idempotency_key_gives_the_same_job(server: Api):
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
         bad = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "x" * 201})
         assert bad.status_code == 400
+        # issue 14: the same key with another body (or other options) is a 422, not the old job
+        reused = await client.post("/api/imports", content=data + b"\n", headers={"Idempotency-Key": "upload-1"})
+        assert reused.status_code == 422 and reused.json()["field"] == "Idempotency-Key", reused.text
+        reused = await client.post("/api/imports?merge=true", content=data, headers={"Idempotency-Key": "upload-1"})
+        assert reused.status_code == 422
+        assert len((await client.get("/api/imports")).json()["imports"]) == 2
 
 
 async def test_websocket_pushes_progress_to_the_owner(server: Api):
@@ -152,9 +159,12 @@ async def test_websocket_pushes_progress_to_the_owner(server: Api):
 
 
 async def test_websocket_needs_a_token(server: Api):
-    with pytest.raises(ConnectionRejected):
+    with pytest.raises(ConnectionRejected) as refused:
         async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/imports?token=hamsrv_nope"):
             pass
+    # issue 14: a JSON body as on every other refusal (it was a 403 with an empty body)
+    assert refused.value.status_code == 401
+    assert json.loads(refused.value.body or b"{}")["error"].startswith("a valid API token is required")
 
 
 async def test_export_streams_adi_and_adx(server: Api):

@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[int, int, int, bool, list[tuple[int, str, str]] | dict
     "log4om2_export.adi": (122, 122, 0, False, []),
     "loghx_single.adi": (1, 1, 1, False, []),  # <OPERATOR:7>M0NOM <MY_GRIDSQUARE...: cut and reported
     "lotw_detailed_single.adi": (1, 1, 0, True, []),
-    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, False, [(1, "TIME_ON", "missing")]),
+    "lotw_qslcards_dxcc_report.adi": (1, 1, 0, False, []),  # a DXCC credit: no TIME_ON, stored at 00:00
     "lotwreport_k5dru_crlf.adi": (2899, 2899, 0, True, []),
     "lotwreport_k9cts.adi": (438, 438, 0, True, []),
     "minos_vhf_contest.adi": (45, 45, 0, False, []),
@@ -105,3 +105,17 @@ def test_lotw_reports_put_confirmations_in_lotw_columns():
     assert not isinstance(row, Reject)
     assert (row.lotw_qsl_rcvd, row.lotw_qslrdate, row.qsl_rcvd) == ("Y", date(2021, 6, 15), None)
     assert (row.call, row.band, row.extra["STATE"]) == ("NR0Q", "30m", "MO")  # " // Missouri" dropped
+
+
+def test_a_lotw_dxcc_credit_report_imports_its_confirmations():
+    """Issue 14: qslcards.php lists credited QSOs without TIME_ON or MODE: a confirmation by call, band,
+    mode group and date, with a note saying the time is unknown."""
+    events = parse_bytes((TESTDATA / "lotw_qslcards_dxcc_report.adi").read_bytes())
+    [record] = [e for e in events if isinstance(e, Record)]
+    row = normalize(record.fields)
+    assert not isinstance(row, Reject)
+    assert (row.call, row.band, row.mode, row.dxcc, row.lotw_qsl_rcvd) == ("VA1RJR", "17m", None, 1, "Y")
+    assert row.start_at.isoformat() == "2023-02-16T00:00:00+00:00"
+    assert row.extra["APP_LOTW_MODEGROUP"] == "DATA" and "no time of day" in row.extra["APP_HAMSRV_NOTE"]
+    plain = normalize({k: v for k, v in record.fields.items() if not k.startswith("APP_LOTW_")})
+    assert isinstance(plain, Reject) and plain.field == "TIME_ON"  # other records still need TIME_ON
