@@ -118,7 +118,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
-                             web_dir=config.web_dir, cty=table)
+                             web_dir=config.web_dir, cty=table, access_log=config.access_log)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
             if bridge is not None:

@@ -66,6 +66,13 @@ def parse_workers(text: str) -> int:
     return int(parse_positive(int)(text))
 
 
+def parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{text!r} is not on or off")
+    return value in ("on", "true", "1", "yes")
+
+
 def _optional_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -140,6 +147,9 @@ class Config:
     spot_history_seconds: float = field(default=60.0, metadata={
         "env": "HAMSRV_SPOT_HISTORY_SECONDS", "parse": parse_positive(float),
         "help": "seconds between saves of the spot ring to the data dir (it is saved at shutdown too)"})
+    access_log: bool = field(default=False, metadata={
+        "env": "HAMSRV_ACCESS_LOG", "parse": parse_switch,
+        "help": "log one line per HTTP request (on/off)"})
 
     @property
     def tls(self) -> bool:

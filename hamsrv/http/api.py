@@ -20,7 +20,7 @@ from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import imports, propagation, settings
+from hamsrv.http import imports, observability, propagation, settings
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -104,6 +104,8 @@ def create_app(state: AppState) -> QuartTrio:
     app.extensions["hamsrv"] = state
     app.register_blueprint(propagation.blueprint)
     app.register_blueprint(settings.blueprint)
+    observability.install(app, state)
+    import_figures = observability.ImportFigures(state)
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:
@@ -154,6 +156,7 @@ def create_app(state: AppState) -> QuartTrio:
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        await import_figures.refresh(state)
         return Response(state.metrics.render(), content_type="text/plain; version=0.0.4")
 
     # ---- logbook

@@ -49,6 +49,7 @@ class AppState:
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
     cty: CtyTable | None = None  # DXCC prefixes, for answers about a callsign's country
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
+    access_log: bool = False  # one line per request on the `hamsrv.access` logger
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None
