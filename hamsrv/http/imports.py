@@ -192,18 +192,17 @@ def register(app: QuartTrio, state: AppState) -> None:
                     await finish_upload(conn, job_id, upload.size, fmt)
         if created:
             runner.wake()
-        else:
-            job = await get_job(state.db, user["id"], job_id)
-            earlier = {k: v for k, v in (job["options"] if job else {}).items() if k in job_options}
-            if earlier and earlier != job_options:
-                raise ApiError(422, "this Idempotency-Key was used for another request (a different body or "
-                                    "options); use a new key for a new upload", "Idempotency-Key")
-        return await _accepted(user, job_id)
-
-    async def _accepted(user: Row, job_id: int) -> Response:
+            return _accepted(job_id, "queued")  # as committed (the runner may have claimed it since)
         job = await get_job(state.db, user["id"], job_id)
         assert job is not None
-        response = jsonify({"id": job_id, "status": job["status"]})
+        earlier = {k: v for k, v in job["options"].items() if k in job_options}
+        if earlier and earlier != job_options:
+            raise ApiError(422, "this Idempotency-Key was used for another request (a different body or "
+                                "options); use a new key for a new upload", "Idempotency-Key")
+        return _accepted(job_id, job["status"])
+
+    def _accepted(job_id: int, status: str) -> Response:
+        response = jsonify({"id": job_id, "status": status})
         response.status_code = 202
         response.headers["Location"] = f"/api/imports/{job_id}"
         return response

@@ -14,12 +14,14 @@ from typing import IO, TextIO
 
 import trio
 
+from hamsrv import cty
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import HamsrvError, InputError
 from hamsrv.identity.tokens import get_user
 from hamsrv.ingest.adif import SNIFF_BYTES, looks_like_adif
 from hamsrv.ingest.export import FORMATS, export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, ImportResult, import_stream
+from hamsrv.ingest.normalize import use_entities
 
 Command = Callable[..., argparse.ArgumentParser]
 SHOWN_REJECTS = 10
@@ -145,7 +147,9 @@ def add_commands(command: Command) -> None:
         async def action(db: Database) -> list[ImportResult]:
             return await import_files(db, args.owner, args.files, merge=args.merge)
 
-        results = trio.run(_with_db, _config(args), action)
+        config = _config(args)
+        use_entities(cty.load(config.data_dir))  # the server's cty.dat fills DXCC and country, as there
+        results = trio.run(_with_db, config, action)
         return 1 if any(failed(r) for r in results) else 0
 
     def cmd_export(args: argparse.Namespace) -> int:

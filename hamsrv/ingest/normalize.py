@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 from hamsrv.cty import CtyTable, Entity, load_default
+from hamsrv.ingest import _fastadi
 from hamsrv.model import (
     BANDS,
     MAX_FIELD_CHARS,
@@ -264,16 +265,27 @@ _ENTITIES: CtyTable | None = None
 
 def use_entities(table: CtyTable | None) -> None:
     """The cty.dat table that fills DXCC, COUNTRY, CONT and CQZ (the server's, with the data dir's
-    cty.dat); None goes back to the bundled one."""
+    cty.dat); None goes back to the bundled one. The import fast path gets the same table."""
     global _ENTITIES
+    table = table or load_default()
+    if table is _ENTITIES:
+        return
     _ENTITIES = table
     _ENTITY_OF.clear()
+    exact, prefixes, longest = table.plain_tables()
+    _fastadi.set_entities({k: _entity_text(e) for k, e in exact.items()},
+                          {k: _entity_text(e) for k, e in prefixes.items()}, longest)
+
+
+def _entity_text(entity: Entity) -> str:
+    """An entity as the fast path reads it ("" for one without a DXCC number: nothing to fill)."""
+    return "" if entity.dxcc is None else f"{entity.dxcc}\t{entity.cont}\t{entity.cqz}\t{entity.name}"
 
 
 def _entity(call: str) -> Entity | None:
-    global _ENTITIES
     if _ENTITIES is None:
-        _ENTITIES = load_default()
+        use_entities(None)
+    assert _ENTITIES is not None
     return _ENTITIES.lookup(call)
 
 
