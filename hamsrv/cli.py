@@ -24,14 +24,15 @@ EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse err
 DATABASE_SETTINGS = ("data_dir", "database_url")  # what every command but `serve` needs to know
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
+                      create_flag: bool = True) -> None:
     """The settings as flags: all of them for `serve`, only where the database is for the others."""
     parser.add_argument("--config", type=Path, help="TOML file with settings (keys as the flags, '_' for '-')")
     for f in fields(config_mod.Config):
         if names is None or f.name in names:
             parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name,
                                 metavar=f.name.split("_")[-1].upper(), help=f"{f.metadata['help']} [{f.metadata['env']}]")
-    if names is not None and "database_url" in names:
+    if names is not None and "database_url" in names and create_flag:
         parser.add_argument("--create", action="store_true",
                             help="create a new embedded database when the data dir has none")
     parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
@@ -46,10 +47,14 @@ def _config(args: argparse.Namespace) -> config_mod.Config:
     return config
 
 
+def _has_database(data_dir: Path) -> bool:
+    return (data_dir / "pg" / "PG_VERSION").is_file()
+
+
 def _check_data_dir(data_dir: Path) -> None:
     """The server and the CLI read the data dir from the same settings (flag, HAMSRV_DATA_DIR, config
     file, else ./var of the current folder); a CLI command never creates a database by surprise."""
-    if not (data_dir / "pg" / "PG_VERSION").is_file():
+    if not _has_database(data_dir):
         raise ConfigError(f"no hamsrv database in {data_dir.resolve()} (the data dir): give the server's with "
                           "--data-dir DIR or HAMSRV_DATA_DIR, or add --create to start a new one there")
 
@@ -82,7 +87,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         applied = await migrate(db.pool)
         print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
 
-    trio.run(_with_db, _config(args), action, False)  # False: migrate() itself reports what it applied
+    config = _config(args)
+    new = config.database_url is None and not _has_database(config.data_dir)
+    trio.run(_with_db, config, action, False)  # False: migrate() itself reports what it applied
+    if new:
+        print(f"created a new embedded database in {(config.data_dir / 'pg').resolve()}")
     return 0
 
 
@@ -203,10 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help: str, parent: Any = sub,
-                settings: tuple[str, ...] | None = DATABASE_SETTINGS) -> argparse.ArgumentParser:
+                settings: tuple[str, ...] | None = DATABASE_SETTINGS, creates: bool = False) -> argparse.ArgumentParser:
+        """`creates`: the command's job is to set the database up, so it may create one (and says so)."""
         p = parent.add_parser(name, help=help, description=help)
-        _add_config_flags(p, settings)
+        _add_config_flags(p, settings, create_flag=not creates)
         p.set_defaults(func=func)
+        if creates:
+            p.set_defaults(create=True)
         return p
 
     def group(name: str, help: str) -> Any:
@@ -215,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("serve", cmd_serve, "run the server (HTTP API, firehose, cluster port, jobs)", settings=None)
     db = group("db", "database maintenance")
-    command("migrate", cmd_migrate, "apply pending schema migrations", db)
+    command("migrate", cmd_migrate, "apply pending schema migrations (creates the database if need be)", db,
+            creates=True)
     user = group("user", "users")
     p = command("add", cmd_user_add, "create a user and print an API token", user)
     p.add_argument("callsign", help="the user's callsign")
