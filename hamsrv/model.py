@@ -207,7 +207,7 @@ _GRID = re.compile(r"[A-R]{2}(?:[0-9]{2}(?:[A-X]{2}(?:[0-9]{2})?)?)?")
 
 
 def valid_grid(text: str) -> bool:
-    return _GRID.fullmatch(text.upper()) is not None
+    return text.isascii() and _GRID.fullmatch(text.upper()) is not None  # "ﬀ".upper() is "FF"
 
 
 def spot_khz(value: float) -> float | None:
