@@ -20,6 +20,7 @@ from hamsrv.firehose.history import FILE_NAME, decode_history, encode_history
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.model import Spot
+from tests.test_e2e_firehose import read_until
 
 
 async def _start(nursery: trio.Nursery, config: config_mod.Config) -> Running:
@@ -54,6 +55,15 @@ async def test_spots_and_ids_survive_a_restart(app_config: config_mod.Config, nu
                 while len(replay) < 3:  # the replay, then the next tick's new spot
                     replay += json.loads(await ws.get_message())
         assert [s["id"] for s in replay] == [*ids[1:], new["id"]]
+    telnet = await trio.open_tcp_stream("127.0.0.1", second.cluster_port)  # sh/dx is not empty either
+    buf = bytearray()
+    await read_until(telnet, b"login: ", buf)
+    await telnet.send_all(b"g4xyz\r\n")
+    await read_until(telnet, b">", buf)
+    await telnet.send_all(b"sh/dx\r\n")
+    shown = (await read_until(telnet, b"JA1XYZ", buf)).decode()  # newest first: the oldest comes last
+    await telnet.aclose()
+    assert all(call in shown for call in ("VK2ABC", "ZS6ABC", "PY2ABC")), shown
     second.shutdown.set()
 
 
