@@ -19,6 +19,7 @@ from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
 from hamsrv.ingest.cli import add_commands
+from hamsrv.sync.cli import add_commands as add_sync_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
 DATABASE_SETTINGS = ("data_dir", "database_url")  # what every command but `serve` needs to know
@@ -188,6 +189,24 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_set(args: argparse.Namespace) -> int:
+    """`hamsrv user role CALL admin|user` and `hamsrv user trust CALL none|low|medium|high`."""
+    from hamsrv.identity.sessions import TRUST_NAMES, set_role, set_trust, trust_level
+
+    async def action(db: Database) -> None:
+        if args.user_command == "role":
+            user = await set_role(db, args.callsign, args.value)
+        else:
+            user = await set_trust(db, args.callsign, trust_level(args.value))
+        if user is None:
+            raise HamsrvError(f"no user {args.callsign.upper()}")
+        print(f"{user['callsign']}: roles {', '.join(['user', *user['roles']])}; "
+              f"trust {TRUST_NAMES[user['trust_level']]}")
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
 def cmd_cty_update(args: argparse.Namespace) -> int:
     from hamsrv.cty import install_cty
 
@@ -249,7 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     cty_cmd = group("cty", "the DXCC prefix table")
     p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd, settings=("data_dir",))
     p.add_argument("file", type=Path, help="the cty.dat file to install")
+    p = command("role", cmd_user_set, "make a user an admin, or a plain user again", user)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("value", choices=["admin", "user"], help="admin or user")
+    p = command("trust", cmd_user_set, "set a user's trust level by hand", user)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("value", choices=["none", "low", "medium", "high"], help="none, low, medium or high")
     add_commands(command)
+    add_sync_commands(functools.partial(command, settings=None))  # a sync needs the authorities' URLs too
     return parser
 
 
