@@ -22,6 +22,7 @@ from hamsrv.errors import ConfigError
 from hamsrv.firehose.bridge import Bridge
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
+from hamsrv.firehose.history import keep_history
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.links import parse_links, serve_links
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
@@ -35,6 +36,7 @@ from hamsrv.identity.cluster_login import ClusterSignIn
 from hamsrv.identity.policy import Policy
 from hamsrv.identity.sessions import sweep_expired
 from hamsrv.ingest.jobs import JobRunner
+from hamsrv.ingest.normalize import use_entities
 from hamsrv.metrics import Registry
 from hamsrv.sync import noaa, pdns
 from hamsrv.sync import service as sync_service
@@ -94,6 +96,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             if handle_signals:
                 root.start_soon(_on_signals, shutdown, root.cancel_scope)
             table = cty.load(config.data_dir)
+            use_entities(table)  # QSOs get DXCC, country, continent and zone from the same table
             hub = Hub(SpotRing(max_age=config.ring_hours * 3600), tick=config.tick_ms / 1000,
                       prepare=make_prepare(table, trio.current_time), metrics=metrics)
             follower = Follower(role, hub) if role is not None and not role.primary else None
@@ -103,6 +106,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             if follower is not None:  # ingress belongs to the primary: only mirror its spots
                 await root.start(follower.run)
             else:
+                await root.start(keep_history, hub, config.data_dir, config.spot_history_seconds)
                 await root.start(hub.run)
                 await root.start(listen_qsos, db, hub)
                 bridge = Bridge(hub, config.redis_url, node_id=config.node_id) if config.redis_url else None
@@ -125,7 +129,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
-                             web_dir=config.web_dir, cty=table, identity=Policy.from_config(config))
+                             web_dir=config.web_dir, cty=table, identity=Policy.from_config(config),
+                             access_log=config.access_log)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)

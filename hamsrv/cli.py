@@ -9,6 +9,7 @@ import sys
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import fields
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,42 @@ from hamsrv.ingest.cli import add_commands
 from hamsrv.sync.cli import add_commands as add_sync_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
+DATABASE_SETTINGS = ("data_dir", "database_url")  # what every command but `serve` needs to know
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+def _add_config_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
+                      create_flag: bool = True) -> None:
+    """The settings as flags: all of them for `serve`, only where the database is for the others."""
     parser.add_argument("--config", type=Path, help="TOML file with settings (keys as the flags, '_' for '-')")
     for f in fields(config_mod.Config):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.split("_")[-1].upper(),
-                            help=f"{f.metadata['help']} [{f.metadata['env']}]")
+        if names is None or f.name in names:
+            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name,
+                                metavar=f.name.split("_")[-1].upper(), help=f"{f.metadata['help']} [{f.metadata['env']}]")
+    if names is not None and "database_url" in names and create_flag:
+        parser.add_argument("--create", action="store_true",
+                            help="create a new embedded database when the data dir has none")
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log lines (-v: what the database does, -vv: debug)")
 
 
 def _config(args: argparse.Namespace) -> config_mod.Config:
     flags = {f.name: getattr(args, f.name, None) for f in fields(config_mod.Config)}
-    return config_mod.load(flags, file=args.config)
+    config = config_mod.load(flags, file=args.config)
+    if config.database_url is None and not getattr(args, "create", True):
+        _check_data_dir(config.data_dir)
+    return config
+
+
+def _has_database(data_dir: Path) -> bool:
+    return (data_dir / "pg" / "PG_VERSION").is_file()
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    """The server and the CLI read the data dir from the same settings (flag, HAMSRV_DATA_DIR, config
+    file, else ./var of the current folder); a CLI command never creates a database by surprise."""
+    if not _has_database(data_dir):
+        raise ConfigError(f"no hamsrv database in {data_dir.resolve()} (the data dir): give the server's with "
+                          "--data-dir DIR or HAMSRV_DATA_DIR, or add --create to start a new one there")
 
 
 async def _with_db(cfg: config_mod.Config, action: Callable[[Database], Awaitable[Any]],
@@ -63,7 +88,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         applied = await migrate(db.pool)
         print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
 
-    trio.run(_with_db, _config(args), action, False)  # False: migrate() itself reports what it applied
+    config = _config(args)
+    new = config.database_url is None and not _has_database(config.data_dir)
+    trio.run(_with_db, config, action, False)  # False: migrate() itself reports what it applied
+    if new:
+        print(f"created a new embedded database in {(config.data_dir / 'pg').resolve()}")
     return 0
 
 
@@ -87,6 +116,74 @@ def cmd_user_token(args: argparse.Namespace) -> int:
         if user is None:
             raise HamsrvError(f"no user {args.callsign.upper()}")
         print(await issue_token(db, user["id"], args.name))
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
+async def _user(db: Database, callsign: str) -> Any:
+    from hamsrv.identity.tokens import get_user
+
+    user = await get_user(db, callsign)
+    if user is None:
+        raise HamsrvError(f"no user {callsign.upper()}")
+    return user
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "never"
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from hamsrv.identity.tokens import list_users
+
+    async def action(db: Database) -> None:
+        users = await list_users(db)
+        print(f"{'CALLSIGN':<12} {'QSOS':>9} {'TOKENS':>6}  {'CREATED':<16}  EMAIL")
+        for u in users:
+            print(f"{u['callsign']:<12} {u['qsos']:>9,} {u['tokens']:>6}  {_when(u['created_at']):<16}  {u['email'] or ''}")
+        print(f"{len(users)} user{'s' if len(users) != 1 else ''}")
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
+def cmd_user_delete(args: argparse.Namespace) -> int:
+    from hamsrv.identity.tokens import delete_user
+
+    async def action(db: Database) -> None:
+        user = await _user(db, args.callsign)
+        if not args.yes:
+            raise HamsrvError(f"this deletes {user['callsign']} with every QSO, token and import; "
+                              "add --yes to do it")
+        await delete_user(db, user["callsign"])
+        print(f"user {user['callsign']} deleted")
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from hamsrv.identity.tokens import list_tokens
+
+    async def action(db: Database) -> None:
+        user = await _user(db, args.callsign)
+        print(f"{'ID':>6}  {'NAME':<16} {'CREATED':<16}  LAST USED")
+        for t in await list_tokens(db, user["id"]):
+            print(f"{t['id']:>6}  {t['name']:<16} {_when(t['created_at']):<16}  {_when(t['last_used_at'])}")
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from hamsrv.identity.tokens import revoke_token
+
+    async def action(db: Database) -> None:
+        user = await _user(db, args.callsign)
+        if not await revoke_token(db, user["id"], args.id):
+            raise HamsrvError(f"{user['callsign']} has no token {args.id} (see: hamsrv token list {user['callsign']})")
+        print(f"token {args.id} of {user['callsign']} revoked")
 
     trio.run(_with_db, _config(args), action)
     return 0
@@ -119,46 +216,75 @@ def cmd_cty_update(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return metadata.version("hamsrv")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hamsrv", description="One trio process for a whole ham platform.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"hamsrv {_version()}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log lines (-v: what the database does, -vv: debug)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], help: str,
-                parent: Any = sub) -> argparse.ArgumentParser:
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, parent: Any = sub,
+                settings: tuple[str, ...] | None = DATABASE_SETTINGS, creates: bool = False) -> argparse.ArgumentParser:
+        """`creates`: the command's job is to set the database up, so it may create one (and says so)."""
         p = parent.add_parser(name, help=help, description=help)
-        _add_config_flags(p)
+        _add_config_flags(p, settings, create_flag=not creates)
         p.set_defaults(func=func)
+        if creates:
+            p.set_defaults(create=True)
         return p
 
-    command("serve", cmd_serve, "run the server (HTTP API, firehose, cluster port, jobs)")
-    db = sub.add_parser("db", help="database maintenance").add_subparsers(dest="db_command", required=True)
-    command("migrate", cmd_migrate, "apply pending schema migrations", db)
-    user = sub.add_parser("user", help="users and API tokens").add_subparsers(dest="user_command", required=True)
+    def group(name: str, help: str) -> Any:
+        return sub.add_parser(name, help=help, description=help).add_subparsers(
+            dest=f"{name}_command", required=True, metavar="COMMAND")
+
+    command("serve", cmd_serve, "run the server (HTTP API, firehose, cluster port, jobs)", settings=None)
+    db = group("db", "database maintenance")
+    command("migrate", cmd_migrate, "apply pending schema migrations (creates the database if need be)", db,
+            creates=True)
+    user = group("user", "users")
     p = command("add", cmd_user_add, "create a user and print an API token", user)
-    p.add_argument("callsign")
-    p.add_argument("--email")
-    p = command("token", cmd_user_token, "issue another API token for a user", user)
-    p.add_argument("callsign")
-    p.add_argument("--name", default="cli")
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("--email", help="contact address (optional)")
+    p = command("token", cmd_user_token, "issue another API token for a user (printed once)", user)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("--name", default="cli", help="a label for the token (default: cli)")
+    command("list", cmd_user_list, "list users with their QSO and token counts", user)
+    p = command("delete", cmd_user_delete, "delete a user with every QSO, token and import", user)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("--yes", action="store_true", help="really delete (without it, nothing happens)")
+    token = group("token", "API tokens")
+    p = command("list", cmd_token_list, "list a user's API tokens (ids, names, last use; never the token)", token)
+    p.add_argument("callsign", help="the user's callsign")
+    p = command("revoke", cmd_token_revoke, "revoke one API token of a user", token)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("id", type=int, help="the token's id (from: hamsrv token list CALLSIGN)")
+    cty_cmd = group("cty", "the DXCC prefix table")
+    p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd, settings=("data_dir",))
+    p.add_argument("file", type=Path, help="the cty.dat file to install")
     p = command("role", cmd_user_set, "make a user an admin, or a plain user again", user)
-    p.add_argument("callsign")
-    p.add_argument("value", choices=["admin", "user"])
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("value", choices=["admin", "user"], help="admin or user")
     p = command("trust", cmd_user_set, "set a user's trust level by hand", user)
-    p.add_argument("callsign")
-    p.add_argument("value", choices=["none", "low", "medium", "high"])
-    cty_cmd = sub.add_parser("cty", help="the DXCC prefix table").add_subparsers(dest="cty_command", required=True)
-    p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd)
-    p.add_argument("file", type=Path)
+    p.add_argument("callsign", help="the user's callsign")
+    p.add_argument("value", choices=["none", "low", "medium", "high"], help="none, low, medium or high")
     add_commands(command)
-    add_sync_commands(command)
+    add_sync_commands(functools.partial(command, settings=None))  # a sync needs the authorities' URLs too
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # quiet by default but for the server; -v shows INFO lines (the embedded database starting), -vv debug
+    base = logging.INFO if args.command == "serve" else logging.WARNING
+    level = logging.DEBUG if args.verbose >= 2 else min(base, logging.INFO) if args.verbose else base
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", module="platformdirs")
     try:

@@ -71,6 +71,11 @@ def _redis_url(text: str) -> str:
 
     parse_redis_url(text)
     return text
+def parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{text!r} is not on or off")
+    return value in ("on", "true", "1", "yes")
 
 
 def _optional_file(text: str) -> Path:
@@ -191,6 +196,12 @@ class Config:
     rate_signin: float = field(default=10.0, metadata={
         "env": "HAMSRV_RATE_SIGNIN", "parse": parse_positive(float),
         "help": "sign-in attempts a minute per IP address"})
+    spot_history_seconds: float = field(default=60.0, metadata={
+        "env": "HAMSRV_SPOT_HISTORY_SECONDS", "parse": parse_positive(float),
+        "help": "seconds between saves of the spot ring to the data dir (it is saved at shutdown too)"})
+    access_log: bool = field(default=False, metadata={
+        "env": "HAMSRV_ACCESS_LOG", "parse": parse_switch,
+        "help": "log one line per HTTP request (on/off)"})
 
     @property
     def tls(self) -> bool:

@@ -68,6 +68,11 @@ class CtyTable:
     def __len__(self) -> int:
         return len(self.entities)
 
+    def plain_tables(self) -> tuple[dict[str, Entity], dict[str, Entity], int]:
+        """(exact calls, prefixes, longest prefix): what `lookup` uses for a call without '/', for the
+        import fast path, which does the same lookup in C."""
+        return self._exact, self._prefixes, self._longest
+
     def lookup(self, call: str) -> Entity | None:
         """The entity of `call` (any case, portable forms, skimmer `-#` suffixes), or None."""
         call = _normalize(call)

@@ -163,3 +163,62 @@ class Qso(NamedTuple):
 
 
 QSO_COLUMNS: tuple[str, ...] = Qso._fields
+
+
+# ADIF 3.1.6 QSO field names (adif.org.uk "QSO Fields", import-only ones included). Anything else a
+# logger writes is an application field `APP_{PROGRAM}_{NAME}` or a user-defined field (USERDEFn in
+# the header names it): imports keep those, the JSON API takes them as `app_*` keys.
+ADIF_QSO_FIELDS = frozenset("""
+ADDRESS ADDRESS_INTL AGE ALTITUDE ANT_AZ ANT_EL ANT_PATH ARRL_SECT AWARD_GRANTED AWARD_SUBMITTED A_INDEX
+BAND BAND_RX CALL CHECK CLASS CLUBLOG_QSO_UPLOAD_DATE CLUBLOG_QSO_UPLOAD_STATUS CNTY CNTY_ALT COMMENT
+COMMENT_INTL CONT CONTACTED_OP CONTEST_ID COUNTRY COUNTRY_INTL CQZ CREDIT_GRANTED CREDIT_SUBMITTED DARC_DOK
+DCL_QSLRDATE DCL_QSLSDATE DCL_QSL_RCVD DCL_QSL_SENT DISTANCE DXCC EMAIL EQ_CALL EQSL_AG EQSL_QSLRDATE
+EQSL_QSLSDATE EQSL_QSL_RCVD EQSL_QSL_SENT FISTS FISTS_CC FORCE_INIT FREQ FREQ_RX GRIDSQUARE GRIDSQUARE_EXT
+GUEST_OP HAMLOGEU_QSO_UPLOAD_DATE HAMLOGEU_QSO_UPLOAD_STATUS HAMQTH_QSO_UPLOAD_DATE HAMQTH_QSO_UPLOAD_STATUS
+HRDLOG_QSO_UPLOAD_DATE HRDLOG_QSO_UPLOAD_STATUS IOTA IOTA_ISLAND_ID ITUZ K_INDEX LAT LON LOTW_QSLRDATE
+LOTW_QSLSDATE LOTW_QSL_RCVD LOTW_QSL_SENT MAX_BURSTS MODE MORSE_KEY_INFO MORSE_KEY_TYPE MS_SHOWER
+MY_ALTITUDE MY_ANTENNA MY_ANTENNA_INTL MY_ARRL_SECT MY_CITY MY_CITY_INTL MY_CNTY MY_CNTY_ALT MY_COUNTRY
+MY_COUNTRY_INTL MY_CQ_ZONE MY_DARC_DOK MY_DXCC MY_FISTS MY_GRIDSQUARE MY_GRIDSQUARE_EXT MY_IOTA
+MY_IOTA_ISLAND_ID MY_ITU_ZONE MY_LAT MY_LON MY_MORSE_KEY_INFO MY_MORSE_KEY_TYPE MY_NAME MY_NAME_INTL
+MY_POSTAL_CODE MY_POSTAL_CODE_INTL MY_POTA_REF MY_RIG MY_RIG_INTL MY_SIG MY_SIG_INTL MY_SIG_INFO
+MY_SIG_INFO_INTL MY_SOTA_REF MY_STATE MY_STREET MY_STREET_INTL MY_USACA_COUNTIES MY_VUCC_GRIDS MY_WWFF_REF
+NAME NAME_INTL NOTES NOTES_INTL NR_BURSTS NR_PINGS OPERATOR OWNER_CALLSIGN PFX POTA_REF PRECEDENCE PROP_MODE
+PUBLIC_KEY QRZCOM_QSO_DOWNLOAD_DATE QRZCOM_QSO_DOWNLOAD_STATUS QRZCOM_QSO_UPLOAD_DATE
+QRZCOM_QSO_UPLOAD_STATUS QSLMSG QSLMSG_INTL QSLMSG_RCVD QSLRDATE QSLSDATE QSL_RCVD QSL_RCVD_VIA QSL_SENT
+QSL_SENT_VIA QSL_VIA QSO_COMPLETE QSO_DATE QSO_DATE_OFF QSO_RANDOM QTH QTH_INTL REGION RIG RIG_INTL RST_RCVD
+RST_SENT RX_PWR SAT_MODE SAT_NAME SFI SIG SIG_INTL SIG_INFO SIG_INFO_INTL SILENT_KEY SKCC SOTA_REF SRX
+SRX_STRING STATE STATION_CALLSIGN STX STX_STRING SUBMODE SWL TEN_TEN TIME_OFF TIME_ON TX_PWR UKSMG
+USACA_COUNTIES VE_PROV VUCC_GRIDS WEB WWFF_REF
+""".split())  # noqa: SIM905 - the list as the specification prints it
+_APP_OR_USERDEF = re.compile(r"APP_[A-Z0-9]+_[A-Z0-9_]+|USERDEF[0-9]+")
+
+
+def is_adif_field(name: str) -> bool:
+    """An ADIF QSO field, an application field (APP_PROGRAM_NAME) or a USERDEFn field (upper case)."""
+    return name in ADIF_QSO_FIELDS or _APP_OR_USERDEF.fullmatch(name) is not None
+
+
+# Limits on one QSO, the same for the JSON API and imports: the ADI parser's per-field cap, and far
+# more fields than the whole ADIF field list (about 200) plus a logger's application fields.
+MAX_FIELD_CHARS = 64 * 1024
+MAX_FIELDS = 1000
+
+# Maidenhead locator: 2, 4, 6 or 8 characters (field A-R, square 0-9, subsquare A-X, extended 0-9).
+_GRID = re.compile(r"[A-R]{2}(?:[0-9]{2}(?:[A-X]{2}(?:[0-9]{2})?)?)?")
+
+
+def valid_grid(text: str) -> bool:
+    return text.isascii() and _GRID.fullmatch(text.upper()) is not None  # "ﬀ".upper() is "FF"
+
+
+def spot_khz(value: float) -> float | None:
+    """A spot frequency as the cluster port reads it (DXSpider's rule): kHz, except that a number below
+    1800 that lands in a band when read as MHz is MHz (`14.195` is 14,195 kHz). None when the result is
+    not in an amateur band."""
+    khz = valid_khz(value)
+    if khz is None:
+        return None
+    if khz < 1800 and band_for_mhz(khz) is not None:
+        khz *= 1000.0
+    khz = round(khz, 1)
+    return khz if band_for_mhz(khz / 1000.0) is not None else None

@@ -135,6 +135,16 @@ async def test_qso_insert_reaches_the_firehose(running: Any) -> None:
     async with open_websocket_url(f"ws://127.0.0.1:{running.http_port}/ws/firehose") as ws:
         stamp = datetime.now(UTC)  # the QSO must be recent to be news
         async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+            # issue 14: private by default; the owner opts in
+            assert (await client.get("/api/settings")).json() == {"share_qsos": False}
+            private = await client.post("/api/qsos", json={
+                "call": "EA8PRV", "qso_date": stamp.strftime("%Y%m%d"), "time_on": stamp.strftime("%H%M"),
+                "freq": "21.074", "mode": "FT8"})
+            assert private.status_code == 201, private.text
+            r = await client.patch("/api/settings", json={"share_qsos": True})
+            assert r.json() == {"share_qsos": True}
+            r = await client.patch("/api/settings", json={"share_qsos": "yes"})
+            assert r.status_code == 400 and r.json()["field"] == "share_qsos"
             r = await client.post("/api/qsos", json={
                 "call": "EA8XYZ", "qso_date": stamp.strftime("%Y%m%d"), "time_on": stamp.strftime("%H%M"),
                 "freq": "21.074", "mode": "FT8", "rst_sent": "-12",

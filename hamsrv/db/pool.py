@@ -34,6 +34,13 @@ class Pool:
         self._slots = trio.Semaphore(max_size)
         self._closed = False
         self.connects = 0  # connections opened over the pool's life (reconnects show up here)
+        self.waits = 0  # borrowers that found every connection in use and had to wait
+        self.timeouts = 0  # borrowers that gave up waiting (PoolTimeout)
+        self.connect_errors = 0  # failed attempts to open a connection
+
+    @property
+    def in_use(self) -> int:
+        return self.max_size - self._slots.value
 
     async def open(self) -> None:
         """Check that the database answers now, so start-up fails early with a clear error."""
@@ -48,8 +55,10 @@ class Pool:
             with trio.fail_after(self.connect_timeout):
                 conn = await TrioConnection.connect(self.conninfo, autocommit=True)
         except trio.TooSlowError:
+            self.connect_errors += 1
             raise DatabaseError(f"database did not answer within {self.connect_timeout:g} s") from None
         except psycopg.Error as exc:
+            self.connect_errors += 1
             raise DatabaseError(f"cannot connect to the database: {describe(exc)}") from None
         self.connects += 1
         return conn
@@ -69,10 +78,13 @@ class Pool:
         """Borrow a connection in autocommit mode; use `conn.transaction()` for transactions."""
         if self._closed:
             raise DatabaseError("the database pool is closed")
+        if self._slots.value == 0:
+            self.waits += 1
         try:
             with trio.fail_after(self.acquire_timeout):
                 await self._slots.acquire()
         except trio.TooSlowError:
+            self.timeouts += 1
             raise PoolTimeout(f"no database connection free within {self.acquire_timeout:g} s "
                               f"(pool size {self.max_size})") from None
         conn: TrioConnection | None = None

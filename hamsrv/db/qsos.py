@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,23 +59,68 @@ async def oldest_first(db: Database, owner_id: int, after: tuple[datetime, int],
         [owner_id, after[0], *after, limit])
 
 
-async def search(db: Database, owner_id: int, *, call: str | None = None, band: str | None = None,
-                 mode: str | None = None, since: datetime | None = None, until: datetime | None = None,
+@dataclass(frozen=True)
+class Search:
+    """What GET /api/qsos filters by (None: no filter). `call` may hold `*` and `?` wildcards; `mode`
+    matches MODE or SUBMODE; `grid` is a locator prefix; `qsl` maps status columns to a value."""
+
+    call: str | None = None
+    band: str | None = None
+    mode: str | None = None
+    dxcc: int | None = None
+    grid: str | None = None
+    qsl: tuple[tuple[str, str], ...] = ()
+    confirmed: bool | None = None
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+
+
+QSL_COLUMNS = ("qsl_sent", "qsl_rcvd", "lotw_qsl_sent", "lotw_qsl_rcvd", "eqsl_qsl_sent", "eqsl_qsl_rcvd")
+_CONFIRMED = "(qsl_rcvd = 'Y' OR lotw_qsl_rcvd = 'Y' OR eqsl_qsl_rcvd = 'Y')"
+
+
+def _like(pattern: str) -> str:
+    """A call pattern (letters, digits, '/', '*' and '?') as a LIKE pattern."""
+    return pattern.replace("*", "%").replace("?", "_")
+
+
+async def search(db: Database, owner_id: int, where: Search | None = None, *,
                  before: tuple[datetime, int] | None = None, limit: int = 100) -> list[Row]:
     """Newest first; `before` is the (start_at, id) of the last row of the previous page (keyset paging)."""
-    where: list[str] = ["owner_id = %s"]
+    where = where or Search()
+    clauses: list[str] = ["owner_id = %s"]
     params: list[Any] = [owner_id]
-    filters: Sequence[tuple[str, Any]] = (
-        ("call = %s", call), ("band = %s", band), ("mode = %s", mode),
-        ("start_at >= %s", since), ("start_at < %s", until))
-    for clause, value in filters:
-        if value is not None:
-            where.append(clause)
-            params.append(value)
+
+    def add(clause: str, *values: Any) -> None:
+        clauses.append(clause)
+        params.extend(values)
+
+    if where.call is not None:
+        if "*" in where.call or "?" in where.call:
+            add("call LIKE %s", _like(where.call))
+        else:
+            add("call = %s", where.call)
+    if where.band is not None:
+        add("band = %s", where.band)
+    if where.mode is not None:
+        add("(mode = %s OR submode = %s)", where.mode, where.mode)
+    if where.dxcc is not None:
+        add("dxcc = %s", where.dxcc)
+    if where.grid is not None:
+        add("upper(gridsquare) LIKE %s", where.grid.upper() + "%")
+    for column, value in where.qsl:
+        assert column in QSL_COLUMNS
+        add(f"{column} = %s", value)
+    if where.confirmed is not None:
+        clauses.append(_CONFIRMED if where.confirmed else f"NOT coalesce({_CONFIRMED}, false)")
+    if where.since is not None:
+        add("start_at >= %s", where.since)
+    if where.until is not None:
+        add("start_at < %s", where.until)
     if before is not None:
-        where.append("(start_at, id) < (%s, %s) AND start_minute <= date_trunc('minute', %s AT TIME ZONE 'UTC')")
-        params.extend([*before, before[0]])
+        add("(start_at, id) < (%s, %s) AND start_minute <= date_trunc('minute', %s AT TIME ZONE 'UTC')",
+            *before, before[0])
     params.append(min(limit, PAGE_MAX))
     # start_minute leads the ordering so the dedupe index (owner_id, start_minute, ...) serves the scan.
-    return await db.fetch(f"SELECT * FROM qsos WHERE {' AND '.join(where)}"
+    return await db.fetch(f"SELECT * FROM qsos WHERE {' AND '.join(clauses)}"
                           " ORDER BY start_minute DESC, start_at DESC, id DESC LIMIT %s", params)

@@ -13,6 +13,7 @@ and a client message is inflated with no state kept between messages (no per-cli
 from __future__ import annotations
 
 import enum
+import json
 import struct
 import zlib
 from collections.abc import Collection, Sequence
@@ -378,11 +379,11 @@ class Rejection:
 
 
 def http_error(status: int, message: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> bytes:
-    """A complete HTTP/1.1 error response with a plain-text body, closing the connection."""
-    body = (message + "\n").encode()
+    """A complete HTTP/1.1 error response with the JSON body every refusal has, closing the connection."""
+    body = json.dumps({"error": message}).encode() + b"\n"
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
     lines += [name + b": " + value for name, value in headers]
-    lines += [b"Content-Type: text/plain; charset=utf-8", b"Content-Length: %d" % len(body),
+    lines += [b"Content-Type: application/json", b"Content-Length: %d" % len(body),
               b"Connection: close"]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any
 
@@ -14,12 +15,12 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from hamsrv.db import qsos
-from hamsrv.db.database import Row, json_value
+from hamsrv.db.database import Row
 from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import dns, imports, propagation, signin, syncs
+from hamsrv.http import dns, imports, observability, propagation, settings, signin, syncs
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -28,8 +29,9 @@ from hamsrv.http.common import (
     json_body,
     parse_int,
     parse_time,
+    reject_unknown_params,
 )
-from hamsrv.http.qso_input import row_from_json
+from hamsrv.http.qso_input import qso_json, row_from_json
 from hamsrv.model import normalize_band
 from hamsrv.workers import SpotIntakeUnavailable
 
@@ -38,8 +40,47 @@ log = logging.getLogger(__name__)
 SPOTS_SCAN = 20_000  # ring entries one /api/spots request may examine (the ring holds up to 200,000)
 
 
-def qso_json(row: Row) -> dict[str, Any]:
-    return {k: json_value(v) for k, v in row.items() if k not in ("owner_id", "start_minute")}
+QSO_SEARCH_PARAMS = {"call", "band", "mode", "dxcc", "grid", "confirmed", "from", "to", "limit", "cursor",
+                     *qsos.QSL_COLUMNS}
+_CALL_PATTERN = re.compile(r"[A-Z0-9/*?]{1,32}")
+_GRID_PREFIX = re.compile(r"[A-R]{2}(?:[0-9]{2}(?:[A-X]{2}(?:[0-9]{2})?)?)?|[A-R]")
+_YES_NO = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def qso_search(args: Any) -> qsos.Search:
+    """The filters of GET /api/qsos; 400 naming the parameter for a value that cannot be one."""
+    call = args.get("call", "").strip().upper() or None
+    if call is not None and not _CALL_PATTERN.fullmatch(call):
+        raise ApiError(400, "call must be a callsign or a pattern with * and ? (like DL1* or W?AW)", "call")
+    band = args.get("band")
+    if band is not None and normalize_band(band) is None:
+        raise ApiError(400, f"{band!r} is not an ADIF band", "band")
+    grid = args.get("grid", "").strip().upper() or None
+    if grid is not None and not _GRID_PREFIX.fullmatch(grid):
+        raise ApiError(400, "grid must be a Maidenhead locator or its start (like FN or FN31)", "grid")
+    qsl = []
+    for column in qsos.QSL_COLUMNS:
+        if column in args:
+            value = args[column].strip().upper()
+            if len(value) != 1 or value not in "YNRQIV":
+                raise ApiError(400, f"{column} must be one ADIF status letter (Y, N, R, Q, I, V)", column)
+            qsl.append((column, value))
+    confirmed = None
+    if "confirmed" in args:
+        confirmed = _YES_NO.get(args["confirmed"].strip().lower())
+        if confirmed is None:
+            raise ApiError(400, "confirmed must be true or false", "confirmed")
+    until = parse_time("to", args.get("to"))
+    if until is not None and _is_date(args["to"]):
+        until += timedelta(days=1)  # a date means up to the end of that day
+    return qsos.Search(
+        call=call, band=normalize_band(band) if band else None, mode=args.get("mode", "").strip().upper() or None,
+        dxcc=parse_int("dxcc", args["dxcc"], 0, 0, 9999) if "dxcc" in args else None, grid=grid,
+        qsl=tuple(qsl), confirmed=confirmed, since=parse_time("from", args.get("from")), until=until)
+
+
+def _is_date(text: str) -> bool:
+    return len(text.strip()) == 10 and "T" not in text.upper()
 
 
 def encode_cursor(row: Row) -> str:
@@ -65,6 +106,9 @@ def create_app(state: AppState) -> QuartTrio:
     app.register_blueprint(syncs.blueprint)
     app.register_blueprint(signin.blueprint)
     app.register_blueprint(dns.blueprint)
+    app.register_blueprint(settings.blueprint)
+    observability.install(app, state)
+    import_figures = observability.ImportFigures(state)
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:
@@ -117,22 +161,18 @@ def create_app(state: AppState) -> QuartTrio:
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        await import_figures.refresh(state)
         return Response(state.metrics.render(), content_type="text/plain; version=0.0.4")
 
     # ---- logbook
     @app.get("/api/qsos")
     @authenticated
     async def list_qsos(user: Row) -> Response:
+        reject_unknown_params(QSO_SEARCH_PARAMS)
         args = request.args
-        band = args.get("band")
-        if band is not None and normalize_band(band) is None:
-            raise ApiError(400, f"{band!r} is not an ADIF band", "band")
         limit = parse_int("limit", args.get("limit"), 100, 1, qsos.PAGE_MAX)
-        rows = await qsos.search(
-            state.db, user["id"], call=args.get("call", "").upper() or None,
-            band=normalize_band(band) if band else None, mode=args.get("mode", "").upper() or None,
-            since=parse_time("from", args.get("from")), until=parse_time("to", args.get("to")),
-            before=decode_cursor(args["cursor"]) if "cursor" in args else None, limit=limit)
+        rows = await qsos.search(state.db, user["id"], qso_search(args),
+                                 before=decode_cursor(args["cursor"]) if "cursor" in args else None, limit=limit)
         next_cursor = encode_cursor(rows[-1]) if len(rows) == limit else None
         return jsonify({"qsos": [qso_json(r) for r in rows], "next": next_cursor})
 
@@ -201,8 +241,10 @@ def create_app(state: AppState) -> QuartTrio:
             picked = list(islice((e for e in newest if spot_filter.matches(e.spot)), limit))
             picked.reverse()
             scanned_to = live
+        # A `since` beyond the last id comes from before a reset of the ids (history lost): say so.
+        reset = b',"reset":true' if since > live else b""
         body = (b'{"spots":[' + b",".join(e.json for e in picked)
-                + b'],"last_id":%d,"scanned_to":%d}' % (live, scanned_to))
+                + b'],"last_id":%d,"scanned_to":%d%s}' % (live, scanned_to, reset))
         return Response(body, content_type="application/json")  # the ring's spots are encoded already
 
     @app.post("/api/spots")

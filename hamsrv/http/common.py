@@ -57,6 +57,7 @@ class AppState:
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
     identity: Policy = field(default_factory=Policy)  # sessions, sign-in and rate limits
     member_dns: Any = None  # hamsrv.sync.pdns.MemberDns when HAMSRV_DNS_ZONE and HAMSRV_PDNS_URL are set
+    access_log: bool = False  # one line per request on the `hamsrv.access` logger
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None

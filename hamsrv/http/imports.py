@@ -10,7 +10,6 @@ whether it comes raw or as a multipart/form-data file field.
 from __future__ import annotations
 
 import errno
-import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -30,17 +29,15 @@ from hamsrv.http.common import (
     AppState,
     authenticated,
     body_chunks,
+    error,
     parse_time,
     streams_body,
     websocket_user,
 )
-from hamsrv.ingest.adif import sniff_format
+from hamsrv.ingest.adif import SNIFF_BYTES, looks_like_adif, sniff_format
 from hamsrv.ingest.export import export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, job_summary
 
-SNIFF_BYTES = 64 * 1024
-# An ADI field tag (<CALL:4>, <QSO_DATE:8:D>), <EOH>/<EOR>, or an ADX root element.
-_ADIF_MARK = re.compile(rb"<(?:eoh|eor|adx[\s>]|[a-z_][a-z0-9_ ]*:\d+(?::[a-z])?>)", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 _CONTENT_TYPES = {"adi": "application/octet-stream", "adx": "application/xml"}
@@ -56,8 +53,9 @@ def _flag(name: str, text: str | None) -> bool:
 MULTIPART_SLICE = 32 * 1024  # werkzeug checks its memory limit per receive_data() call, so feed it slices
 
 
-async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The bytes of the first file part, streamed; other parts are skipped."""
+async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes], meta: dict[str, str]) -> AsyncIterator[bytes]:
+    """The bytes of the first file part, streamed; other parts are skipped. The part's filename goes
+    into `meta["filename"]`."""
     decoder = MultipartDecoder(boundary, max_form_memory_size=64 * 1024)
     in_file = seen_file = False
     done = False
@@ -79,6 +77,8 @@ async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes]) -> AsyncI
             raise ApiError(400, f"malformed multipart/form-data body: {exc}") from None
         if isinstance(event, File):
             in_file = not seen_file
+            if in_file and event.filename:
+                meta["filename"] = event.filename
             seen_file = True
         elif isinstance(event, Data):
             if in_file and event.data:
@@ -119,7 +119,7 @@ class _Upload:
         self.checked = True
         if not self.head:
             raise ApiError(400, "the upload is empty")
-        if not _ADIF_MARK.search(self.head[:SNIFF_BYTES]):
+        if not looks_like_adif(self.head):
             raise ApiError(400, "not an ADIF file: no ADIF tag (<CALL:4>..., <EOR>, <EOH>) or <ADX> element "
                                 f"in the first {SNIFF_BYTES // 1024} KiB")
 
@@ -169,20 +169,21 @@ def register(app: QuartTrio, state: AppState) -> None:
         if request.content_length is not None and request.content_length > state.max_upload_bytes:
             raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
         mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
-        filename = request.args.get("filename")
+        meta: dict[str, str] = {}
         chunks = body_chunks(state.body_timeout)
         if mimetype == "multipart/form-data":
             if not options.get("boundary"):
                 raise ApiError(400, "multipart/form-data without a boundary")
-            chunks = _multipart_file(options["boundary"].encode("latin-1"), chunks)
+            chunks = _multipart_file(options["boundary"].encode("latin-1"), chunks, meta)
         with _spool_file(state.spool_dir) as spool:
             upload = _Upload(spool, state.max_upload_bytes)
             async for data in chunks:  # no database connection is held while the client sends
                 await upload.add(data)
             fmt = await upload.finish()
             async with state.db.transaction() as conn:
-                job_id, created = await create_job(conn, user["id"], filename=filename,
-                                                   options={"merge": merge}, idempotency_key=key)
+                job_id, created = await create_job(conn, user["id"], filename=request.args.get("filename")
+                                                   or meta.get("filename"), options={"merge": merge},
+                                                   idempotency_key=key)
                 if created:
                     seq = 0
                     async for piece in upload.pieces():
@@ -191,12 +192,13 @@ def register(app: QuartTrio, state: AppState) -> None:
                     await finish_upload(conn, job_id, upload.size, fmt)
         if created:
             runner.wake()
-        return await _accepted(user, job_id)
-
-    async def _accepted(user: Row, job_id: int) -> Response:
+            return _accepted(job_id, "queued")  # as committed (the runner may have claimed it since)
         job = await get_job(state.db, user["id"], job_id)
         assert job is not None
-        response = jsonify({"id": job_id, "status": job["status"]})
+        return _accepted(job_id, job["status"])
+
+    def _accepted(job_id: int, status: str) -> Response:
+        response = jsonify({"id": job_id, "status": status})
         response.status_code = 202
         response.headers["Location"] = f"/api/imports/{job_id}"
         return response
@@ -233,15 +235,17 @@ def register(app: QuartTrio, state: AppState) -> None:
         return await export(user, "adx")
 
     @app.websocket("/ws/imports")
-    async def imports_ws() -> None:
+    async def imports_ws() -> Response | None:
         """Progress of the user's imports: first the active jobs, then an event per stored batch."""
         user = await websocket_user(websocket)
-        if user is None:
-            await websocket.close(1008, "sign in, or send a valid token (?token= or Authorization: Bearer)")
-            return
+        if user is None:  # refused before the upgrade, with the JSON body every refusal has
+            response = error(401, "sign in, or send a valid token (?token= or Authorization: Bearer)")
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
         await websocket.accept()
         with runner.subscribe(user["id"]) as events:
             for job in reversed(await list_jobs(state.db, user["id"], active_only=True)):
                 await websocket.send_json({"type": "progress", **job_summary(job)})
             async for event in events:
                 await websocket.send_json(event)
+        return None

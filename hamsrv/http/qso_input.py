@@ -1,34 +1,78 @@
-"""A QSO given as JSON (ADIF field names, any case) becomes a qsos row through the same normalisation
-as ADIF import, so the API and the importer accept and reject exactly the same things."""
+"""QSOs in JSON use one vocabulary in and out: ADIF field names (any case; answers use lower case), plus
+the read-only `id`, `created` and `updated`. A QSO fetched with GET can be sent back with PATCH as is.
+
+Input goes through the same normalisation and checks as ADIF import (hamsrv.ingest.normalize), so the
+API and the importer accept and reject exactly the same things.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from hamsrv.db.database import Row, json_value
 from hamsrv.errors import InputError
 from hamsrv.ingest.normalize import QSO_COLUMNS, Qso, Reject, normalize, to_fields
+from hamsrv.model import is_adif_field
 
 _FIELD_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+READ_ONLY = ("id", "created", "updated")
+NUMBERS = {"FREQ": float, "FREQ_RX": float, "DXCC": int}  # the rest are ADIF text, as in a file
+# Filled from cty.dat for the CALL: a PATCH that changes the CALL fills them again.
+_FROM_CALL = ("DXCC", "COUNTRY", "CONT", "CQZ")
 
 
-def row_from_json(body: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Fields of `body` over those of the stored row `base` (PATCH); a null value removes a field."""
-    fields = to_fields(Qso(**{c: base[c] for c in QSO_COLUMNS})) if base is not None else {}
+def _row_qso(row: Row) -> Qso:
+    return Qso(**{c: row[c] for c in QSO_COLUMNS})
+
+
+def qso_json(row: Row) -> dict[str, Any]:
+    """A stored QSO as the API shows it: `id`, its ADIF fields by lower-case name, `created`, `updated`."""
+    out: dict[str, Any] = {"id": row["id"]}
+    for name, value in to_fields(_row_qso(row)).items():
+        out[name.lower()] = NUMBERS[name](value) if name in NUMBERS else value
+    out["created"], out["updated"] = json_value(row["created_at"]), json_value(row["updated_at"])
+    return out
+
+
+def row_from_json(body: dict[str, Any], base: Row | None = None) -> dict[str, Any]:
+    """Fields of `body` over those of the stored row `base` (PATCH); a null value removes a field.
+    Read-only keys are refused unless they repeat the stored value (a GET sent back)."""
+    current = qso_json(base) if base is not None else {}
+    fields = to_fields(_row_qso(base)) if base is not None else {}
+    stored_extra = set(base["extra"]) if base is not None else set()
+    given: dict[str, str | None] = {}
     for key, value in body.items():
         name = str(key).upper()
-        if not _FIELD_NAME.match(name):
-            raise InputError(f"{key!r} is not an ADIF field name", field=str(key))
-        if value is None:
+        if str(key).lower() in READ_ONLY:
+            if base is None or value != current.get(str(key).lower()):
+                raise InputError(f"{key} is read-only", field=str(key))
+            continue
+        if not _FIELD_NAME.match(name) or not (is_adif_field(name) or name in stored_extra):
+            raise InputError(f"{key!r} is not an ADIF field name (ADIF QSO fields, APP_PROGRAM_NAME or "
+                             "USERDEFn)", field=str(key))
+        given[name] = _text(key, name, value)
+    if base is not None and (given.get("CALL") or base["call"]).upper() != base["call"]:
+        for name in _FROM_CALL:
+            if name not in given:
+                fields.pop(name, None)
+    for name, text in given.items():
+        if text is None:
             fields.pop(name, None)
-        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-            raise InputError(f"{key} is not a number any field holds", field=name.lower())  # str() of
-            # a 4,300-digit int raises, and no ADIF value is that long
-        elif isinstance(value, str | int | float) and not isinstance(value, bool):
-            fields[name] = str(value)
         else:
-            raise InputError(f"{key} must be a string or a number", field=name.lower())
+            fields[name] = text
     result = normalize(fields)
     if isinstance(result, Reject):
         raise InputError(result.reason, field=result.field.lower() if result.field else None)
     return result._asdict()
+
+
+def _text(key: str, name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        raise InputError(f"{key} is not a number any field holds", field=name.lower())  # str() of a
+        # 4,300-digit int raises, and no ADIF value is that long
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    raise InputError(f"{key} must be a string or a number", field=name.lower())

@@ -53,3 +53,26 @@ async def user_for_token(db: Database, token: str) -> Row | None:
     if stale:  # last use to the minute: one write a minute per token, not one per request
         await db.execute("UPDATE api_tokens SET last_used_at = now() WHERE id = %s", [token_id])
     return user
+
+
+async def list_users(db: Database) -> list[Row]:
+    """Every user with its number of tokens and QSOs (for `hamsrv user list`)."""
+    return await db.fetch(
+        "SELECT u.id, u.callsign, u.email, u.created_at, u.share_qsos,"
+        " (SELECT count(*) FROM api_tokens t WHERE t.user_id = u.id) AS tokens,"
+        " (SELECT count(*) FROM qsos q WHERE q.owner_id = u.id) AS qsos"
+        " FROM users u ORDER BY u.callsign")
+
+
+async def delete_user(db: Database, callsign: str) -> bool:
+    """Delete a user with its tokens, QSOs and import jobs."""
+    return await db.execute("DELETE FROM users WHERE callsign = %s", [callsign.strip().upper()]) == 1
+
+
+async def list_tokens(db: Database, user_id: int) -> list[Row]:
+    return await db.fetch("SELECT id, name, created_at, last_used_at FROM api_tokens WHERE user_id = %s"
+                          " ORDER BY id", [user_id])
+
+
+async def revoke_token(db: Database, user_id: int, token_id: int) -> bool:
+    return await db.execute("DELETE FROM api_tokens WHERE user_id = %s AND id = %s", [user_id, token_id]) == 1

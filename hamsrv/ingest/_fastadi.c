@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* qsos columns in model.QSO_COLUMNS order (hamsrv/ingest/copy.py checks that on import). */
 enum {
@@ -118,6 +119,32 @@ static int fill_table(table *t, PyObject *keys, PyObject *values) {
     }
     Py_DECREF(it);
     return PyErr_Occurred() ? -1 : 0;
+}
+
+/* normalize._with_entity's cty.dat table for calls without '/': exact calls and prefixes -> the
+   entity as "dxcc\tcont\tcqz\tname" ("" for an entity without a DXCC number). */
+typedef struct { table exact, prefixes; size_t longest; } entity_tables;
+static entity_tables *entities;  /* NULL until set_entities(): records it would fill go to Python */
+
+/* set_entities(exact, prefixes, longest). A table in use by an encode() in another thread stays
+   valid: tables are not freed (normalize.use_entities pushes a table only when it changes). */
+static PyObject *set_entities(PyObject *self, PyObject *args) {
+    PyObject *exact, *prefixes;
+    Py_ssize_t longest;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PyDict_Type, &exact, &PyDict_Type, &prefixes, &longest)) return NULL;
+    entity_tables *e = PyMem_RawCalloc(1, sizeof(entity_tables));
+    if (e == NULL) return PyErr_NoMemory();
+    if (fill_table(&e->exact, exact, exact) < 0 || fill_table(&e->prefixes, prefixes, prefixes) < 0) return NULL;
+    e->longest = (size_t)longest;
+    entities = e;
+    Py_RETURN_NONE;
+}
+
+/* CtyTable.lookup for a call without '/': exact call first, then the longest prefix. */
+static const char *entity_of(const entity_tables *e, const char *call, size_t n) {
+    const slot *hit = lookup(&e->exact, call, n);
+    for (size_t k = n < e->longest ? n : e->longest; hit == NULL && k > 0; k--) hit = lookup(&e->prefixes, call, k);
+    return hit != NULL ? hit->value : NULL;
 }
 
 /* configure(bands, active_modes, submode_parent): the tables of hamsrv.model and normalize. */
@@ -264,6 +291,23 @@ static const char *band_for_mhz(double mhz) {
 }
 
 /* BAND as the canonical lower-case name; NULL when it is not one. */
+/* normalize._in_band: within 10 Hz of the band's edges */
+static int in_band(const char *name, double mhz) {
+    for (int i = 0; i < n_bands; i++)
+        if (bands[i].name == name) return bands[i].lo - 1e-5 <= mhz && mhz <= bands[i].hi + 1e-5;
+    return 0;
+}
+/* model.valid_grid: 2, 4, 6 or 8 characters, AA00aa00 */
+static int valid_grid(span v) {
+    if (v.n != 2 && v.n != 4 && v.n != 6 && v.n != 8) return 0;
+    for (Py_ssize_t i = 0; i < v.n; i++) {
+        unsigned char c = upper(v.p[i]);
+        int pair = (int)(i / 2);
+        if (pair == 1 || pair == 3) { if (c < '0' || c > '9') return 0; }
+        else if (c < 'A' || c > (pair == 0 ? 'R' : 'X')) return 0;
+    }
+    return 1;
+}
 static const char *band_named(span v) {
     char name[16];
     if (v.n >= (Py_ssize_t)sizeof(name)) return NULL;
@@ -316,6 +360,18 @@ typedef struct {
     int n_extra;
 } record;
 
+/* A non-empty field of that (upper-case) name among the record's `extra` fields. */
+static int has_extra(const record *r, const char *key) {
+    size_t n = strlen(key);
+    for (int i = 0; i < r->n_extra; i++) {
+        if ((size_t)r->extra_name_len[i] != n || r->extra_value[i].n <= 0) continue;
+        size_t k = 0;
+        while (k < n && upper(r->extra_name[i][k]) == (unsigned char)key[k]) k++;
+        if (k == n) return 1;
+    }
+    return 0;
+}
+
 static void write_json_string(buffer *b, const unsigned char *s, Py_ssize_t n, int upper_case) {
     put(b, "\"", 1);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -331,7 +387,7 @@ static void write_json_string(buffer *b, const unsigned char *s, Py_ssize_t n, i
 /* One row (owner_id + QSO_COLUMNS) as normalize() + psycopg would write it; -1 when the record
    needs the Python path. `json` is scratch space for the extra column. */
 static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_id, int lotw_report,
-                     int64_t *start_us) {
+                     const entity_tables *ents, int64_t *start_us) {
     const span *f = r->known;
     char call[MAX_CALL_LEN], mode[MAX_MODE_CHARS], submode[MAX_MODE_CHARS];
     int64_t start_day, time_on, end_day, time_off;
@@ -359,8 +415,31 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
     if (has(f[F_FREQ_RX]) && parse_mhz(f[F_FREQ_RX], &freq_rx) < 0) return -1;
     if (has(f[F_BAND]) && (band_name = band_named(f[F_BAND])) == NULL) return -1;
     if (has(f[F_BAND_RX]) && (band_rx_name = band_named(f[F_BAND_RX])) == NULL) return -1;
+    /* normalize._checked: BAND and FREQ agree (a unit slip is repaired there), a QSO has a band */
+    if (band_name != NULL && has(f[F_FREQ]) && !in_band(band_name, freq)) return -1;
+    if (band_rx_name != NULL && has(f[F_FREQ_RX]) && !in_band(band_rx_name, freq_rx)) return -1;
     if (band_name == NULL && has(f[F_FREQ])) band_name = band_for_mhz(freq);
     if (band_rx_name == NULL && has(f[F_FREQ_RX])) band_rx_name = band_for_mhz(freq_rx);
+    if (band_name == NULL) return -1;
+    if (has(f[field_of[C_GRIDSQUARE]]) && !valid_grid(f[field_of[C_GRIDSQUARE]])) return -1;
+    if (has(f[field_of[C_MY_GRIDSQUARE]]) && !valid_grid(f[field_of[C_MY_GRIDSQUARE]])) return -1;
+    if (has_end && end_day * US_PER_DAY + time_off < *start_us) return -1;
+    if (*start_us > ((int64_t)time(NULL) - PG_EPOCH_DAYS * 86400LL + 86400) * 1000000LL) return -1;
+    /* normalize._with_entity: DXCC, COUNTRY, CONT and CQZ from cty.dat where the record has none;
+       a DXCC the record carries is kept, and then only the same entity fills the others */
+    span dxcc_field = f[field_of[C_DXCC]];
+    int need_country = !has_extra(r, "COUNTRY"), need_cont = !has_extra(r, "CONT"), need_cqz = !has_extra(r, "CQZ");
+    const char *fill = NULL;
+    long fill_dxcc = 0;
+    if (!has(dxcc_field) || need_country || need_cont || need_cqz) {
+        if (ents == NULL || memchr(call, '/', (size_t)f[F_CALL].n) != NULL) return -1;  /* portable: Python */
+        if (has(dxcc_field) && (dxcc_field.n > 4 || !all_digits(dxcc_field))) return -1;
+        const char *found = entity_of(ents, call, (size_t)f[F_CALL].n);
+        if (found != NULL && found[0] != '\0') {
+            fill_dxcc = strtol(found, NULL, 10);
+            if (!has(dxcc_field) || digits(dxcc_field, 0, dxcc_field.n) == fill_dxcc) fill = found;
+        }
+    }
 
     /* MODE and SUBMODE (normalize._mode) */
     Py_ssize_t mode_len = has(f[F_MODE]) ? f[F_MODE].n : 0, sub_len = has(f[F_SUBMODE]) ? f[F_SUBMODE].n : 0;
@@ -382,6 +461,14 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
         }
     }
     if (mode_out != NULL && mode_out_len > MAX_MODE_CHARS) return -1;
+    /* normalize._checked: MODE from the ADIF enumeration, SUBMODE one of that MODE's */
+    if (mode_out != NULL && !lookup(&active_modes, mode_out, mode_out_len)) return -1;
+    if (sub_out_len) {
+        const slot *parent = lookup(&submode_parent, sub_out, sub_out_len);
+        if (parent == NULL || mode_out == NULL || strlen(parent->value) != mode_out_len
+            || memcmp(parent->value, mode_out, mode_out_len) != 0)
+            return -1;
+    }
 
     /* one-field columns: all checked before anything is written */
     for (int i = F_SUBMODE + 1; i < N_FIELDS; i++) {
@@ -419,7 +506,8 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
             else if (column == C_LOTW_QSLRDATE) v = f[field_of[C_QSLRDATE]];
         }
         int64_t days;
-        if (!has(v)) put_null(out);
+        if (!has(v) && column == C_DXCC && fill != NULL) { put_u32(out, 4); put_u32(out, (uint32_t)fill_dxcc); }
+        else if (!has(v)) put_null(out);
         else if (kind == K_TEXT) put_text(out, (const char *)v.p, (size_t)v.n);
         else if (kind == K_UPPER || kind == K_SENT || kind == K_RCVD) put_upper(out, v);
         else if (kind == K_DXCC) { put_u32(out, 4); put_u32(out, (uint32_t)digits(v, 0, v.n)); }
@@ -443,6 +531,20 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
         write_json_string(json, (const unsigned char *)"QSO_DATE_OFF", 12, 0);
         put(json, ": ", 2);
         write_json_string(json, f[F_QSO_DATE_OFF].p, f[F_QSO_DATE_OFF].n, 0);
+    }
+    if (fill != NULL) {  /* "dxcc\tcont\tcqz\tname": appended in normalize's order */
+        const char *cont = strchr(fill, '\t') + 1, *cqz = strchr(cont, '\t') + 1, *name = strchr(cqz, '\t') + 1;
+        const struct { int need; const char *key; const char *value; size_t len; } add[3] = {
+            {need_country, "COUNTRY", name, strlen(name)}, {need_cont, "CONT", cont, (size_t)(cqz - 1 - cont)},
+            {need_cqz, "CQZ", cqz, (size_t)(name - 1 - cqz)}};
+        for (int i = 0; i < 3; i++) {
+            if (!add[i].need) continue;
+            if (!first) put(json, ", ", 2);
+            first = 0;
+            write_json_string(json, (const unsigned char *)add[i].key, (Py_ssize_t)strlen(add[i].key), 0);
+            put(json, ": ", 2);
+            write_json_string(json, (const unsigned char *)add[i].value, (Py_ssize_t)add[i].len, 0);
+        }
     }
     put(json, "}", 1);
     if (json->failed) return -1;
@@ -544,6 +646,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     }
     int64_t min_start = INT64_MAX, max_start = INT64_MIN;
     buffer rows = {0}, json = {0};
+    const entity_tables *ents = entities;
     Py_BEGIN_ALLOW_THREADS
     record r;
     Py_ssize_t start, next;
@@ -551,7 +654,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
            && scan_record(t, pos, end, max_field, max_record, &r, &start, &next)) {
         size_t mark = rows.len;
         int64_t start_us;
-        if (write_row(&rows, &json, &r, owner_id, lotw_report, &start_us) < 0) {
+        if (write_row(&rows, &json, &r, owner_id, lotw_report, ents, &start_us) < 0) {
             rows.len = mark;
             break;
         }
@@ -580,6 +683,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"configure", configure, METH_VARARGS, "Set the band and mode tables (once per process)."},
     {"encode", encode, METH_VARARGS, "Plain ADI records -> binary COPY rows."},
+    {"set_entities", set_entities, METH_VARARGS, "Set the cty.dat table that fills DXCC, COUNTRY, CONT, CQZ."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_fastadi", .m_size = -1, .m_methods = methods};

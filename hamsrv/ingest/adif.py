@@ -730,6 +730,17 @@ def sniff_format(head: bytes) -> str:
     return "adx" if start.startswith((b"<?XML", b"<ADX")) else "adi"
 
 
+SNIFF_BYTES = 64 * 1024
+# An ADI field tag (<CALL:4>, <QSO_DATE:8:D>), <EOH>/<EOR>, or an ADX root element.
+_ADIF_MARK = re.compile(rb"<(?:eoh|eor|adx[\s>]|[a-z_][a-z0-9_ ]*:\d+(?::[a-z])?>)", re.IGNORECASE)
+
+
+def looks_like_adif(head: bytes) -> bool:
+    """Whether the first SNIFF_BYTES of a file hold an ADIF tag or an <ADX> element: the check both the
+    HTTP upload and `hamsrv import` make before reading a whole file (a binary, a Markdown file)."""
+    return _ADIF_MARK.search(head[:SNIFF_BYTES]) is not None
+
+
 def parser_for(head: bytes, **limits: int) -> AdiParser | AdxParser:
     """The parser for a file that starts with `head` (which the caller still feeds to it)."""
     return AdxParser(**limits) if sniff_format(head) == "adx" else AdiParser(**limits)

@@ -14,11 +14,14 @@ from typing import IO, TextIO
 
 import trio
 
+from hamsrv import cty
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import HamsrvError, InputError
 from hamsrv.identity.tokens import get_user
+from hamsrv.ingest.adif import SNIFF_BYTES, looks_like_adif
 from hamsrv.ingest.export import FORMATS, export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, ImportResult, import_stream
+from hamsrv.ingest.normalize import use_entities
 
 Command = Callable[..., argparse.ArgumentParser]
 SHOWN_REJECTS = 10
@@ -57,7 +60,34 @@ class ProgressLine:
                            f"{reject['field'] or 'record'}: {reject['reason']}\n")
         if result.rejected > SHOWN_REJECTS:
             self.out.write(f"  ... and {result.rejected - SHOWN_REJECTS} more rejected\n")
+        for warning in result.warnings[:SHOWN_REJECTS]:  # what the HTTP job summary lists as warnings
+            where = f"record {warning['record']}" if warning.get("record") else f"byte {warning['offset']}"
+            self.out.write(f"  warning, {where}: {warning['reason']}\n")
+        if result.warning_count > SHOWN_REJECTS:
+            self.out.write(f"  ... and {result.warning_count - SHOWN_REJECTS} more warnings\n")
         self.out.flush()
+
+
+def check_adif_file(path: Path) -> None:
+    """Refuse what is not ADIF at all before importing anything, as the HTTP upload does."""
+    if not path.is_file():
+        raise HamsrvError(f"no such file: {path}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise HamsrvError(f"cannot read {path}: {exc.strerror}") from None
+    if not head:
+        raise InputError(f"{path}: the file is empty")
+    if not looks_like_adif(head):
+        raise InputError(f"{path}: not an ADIF file (no ADIF tag like <CALL:4>, <EOR>, <EOH> or <ADX> element "
+                         f"in the first {SNIFF_BYTES // 1024} KiB)")
+
+
+def failed(result: ImportResult) -> bool:
+    """Nothing stored because of errors: every record rejected, or no record found at all."""
+    stored = result.inserted + result.duplicates + result.merged
+    return stored == 0 and (result.rejected > 0 or result.records_read == 0)
 
 
 def summary_line(result: ImportResult) -> str:
@@ -112,14 +142,15 @@ def add_commands(command: Command) -> None:
 
     def cmd_import(args: argparse.Namespace) -> int:
         for path in args.files:
-            if not path.is_file():
-                raise HamsrvError(f"no such file: {path}")
+            check_adif_file(path)
 
         async def action(db: Database) -> list[ImportResult]:
             return await import_files(db, args.owner, args.files, merge=args.merge)
 
-        trio.run(_with_db, _config(args), action)
-        return 0
+        config = _config(args)
+        use_entities(cty.load(config.data_dir))  # the server's cty.dat fills DXCC and country, as there
+        results = trio.run(_with_db, config, action)
+        return 1 if any(failed(r) for r in results) else 0
 
     def cmd_export(args: argparse.Namespace) -> int:
         async def action(db: Database) -> None:

@@ -14,7 +14,19 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from hamsrv.model import QSO_COLUMNS, Qso, band_for_mhz, normalize_band, normalize_call
+from hamsrv.cty import CtyTable, Entity, load_default
+from hamsrv.ingest import _fastadi
+from hamsrv.model import (
+    BANDS,
+    MAX_FIELD_CHARS,
+    MAX_FIELDS,
+    QSO_COLUMNS,
+    Qso,
+    band_for_mhz,
+    normalize_band,
+    normalize_call,
+    valid_grid,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +193,115 @@ def normalize(fields: Mapping[str, str], *, lotw_report: bool = False, check_nul
         for name, value in fields.items():
             if "\x00" in value:
                 return Reject(name, "contains a NUL character")
+    if len(fields) > MAX_FIELDS:
+        return Reject(list(fields)[MAX_FIELDS], f"a QSO holds at most {MAX_FIELDS} fields")
+    for name, value in fields.items():
+        if len(value) > MAX_FIELD_CHARS:
+            return Reject(name, f"longer than {MAX_FIELD_CHARS} characters")
     try:
-        row = _normalize(fields, lotw_report)
+        row = _checked(_normalize(fields, lotw_report), fields, lotw_report)
     except _Invalid as exc:
         return Reject(exc.field, exc.reason)
+    return _with_entity(row)
+
+
+_FUTURE_SLACK = timedelta(days=1)  # clocks and time zones: a QSO up to a day ahead is believed
+_EDGE_MHZ = 1e-5  # band edges are met within 10 Hz (the ADIF test file logs 54.000001 MHz as 6m)
+_UNIT_SLIPS = (1e-3, 1e-6)  # FREQ written in kHz or Hz (old Cloudlog exports write Hz)
+# LoTW reports a QSO uploaded with only a mode group as MODE=DATA/PHONE/IMAGE (FACTS 3.2): no ADIF
+# mode; in a LoTW report it is kept as LoTW's own field APP_LOTW_MODEGROUP, with no MODE.
+_LOTW_MODE_GROUPS = frozenset({"DATA", "PHONE", "IMAGE"})
+_BAND_EDGES = {name: (lo, hi) for name, lo, hi in BANDS}
+
+
+def _in_band(mhz: float, band: str) -> bool:
+    lo, hi = _BAND_EDGES[band]
+    return lo - _EDGE_MHZ <= mhz <= hi + _EDGE_MHZ
+
+
+def _checked(row: Qso, fields: Mapping[str, str], lotw_report: bool) -> Qso:
+    """What a logger checks across fields (the same for the JSON API and imports); a FREQ given in
+    kHz or Hz beside a BAND it then fits is read as such."""
     if row.mode is not None and len(row.mode) > MAX_MODE_CHARS:
-        return Reject("MODE", f"longer than {MAX_MODE_CHARS} characters")
+        raise _Invalid("MODE", f"longer than {MAX_MODE_CHARS} characters")
+    if row.mode is not None and row.mode not in ACTIVE_MODES:
+        if not (lotw_report and row.mode in _LOTW_MODE_GROUPS and row.submode is None):
+            raise _Invalid("MODE", f"{row.mode[:20]!r} is not an ADIF mode")
+        row.extra.setdefault("APP_LOTW_MODEGROUP", row.mode)
+        row = row._replace(mode=None)
+    if row.submode is not None:
+        parent = SUBMODE_PARENT.get(row.submode)
+        if parent is None:
+            raise _Invalid("SUBMODE", f"{row.submode[:20]!r} is not an ADIF submode")
+        if parent != row.mode:
+            raise _Invalid("SUBMODE", f"{row.submode} is a submode of {parent}, not of {row.mode}")
+    for band_field, freq_field in (("BAND", "FREQ"), ("BAND_RX", "FREQ_RX")):
+        band, freq = getattr(row, band_field.lower()), getattr(row, freq_field.lower())
+        if freq is None or (band is not None and _in_band(freq, band)):
+            continue
+        if band is None:
+            if band_field == "BAND":  # FREQ_RX alone may be anywhere (cross-band, satellites)
+                raise _Invalid("FREQ", f"{freq:g} MHz is not in an amateur band; give the BAND")
+            continue
+        scaled = next((freq * f for f in _UNIT_SLIPS if _in_band(freq * f, band)), None)
+        if scaled is None or not fields.get(band_field, "").strip():
+            raise _Invalid(freq_field, f"{freq:g} MHz is not in the {band} band")
+        row = row._replace(**{freq_field.lower(): round(scaled, 6)})
+    if row.band is None:
+        raise _Invalid("BAND", "a QSO needs a BAND or a FREQ")
+    for name in ("GRIDSQUARE", "MY_GRIDSQUARE"):
+        value = getattr(row, name.lower())
+        if value is not None and not valid_grid(value):
+            raise _Invalid(name, f"{value[:20]!r} is not a Maidenhead locator (like FN31 or FN31pr)")
+    if row.end_at is not None and row.end_at < row.start_at:
+        raise _Invalid("TIME_OFF", "the QSO ends before it starts")
+    if row.start_at > datetime.now(UTC) + _FUTURE_SLACK:
+        raise _Invalid("QSO_DATE", "the QSO is more than a day in the future")
     return row
+
+
+_ENTITIES: CtyTable | None = None
+
+
+def use_entities(table: CtyTable | None) -> None:
+    """The cty.dat table that fills DXCC, COUNTRY, CONT and CQZ (the server's, with the data dir's
+    cty.dat); None goes back to the bundled one. The import fast path gets the same table."""
+    global _ENTITIES
+    table = table or load_default()
+    if table is _ENTITIES:
+        return
+    _ENTITIES = table
+    _ENTITY_OF.clear()
+    exact, prefixes, longest = table.plain_tables()
+    _fastadi.set_entities({k: _entity_text(e) for k, e in exact.items()},
+                          {k: _entity_text(e) for k, e in prefixes.items()}, longest)
+
+
+def _entity_text(entity: Entity) -> str:
+    """An entity as the fast path reads it ("" for one without a DXCC number: nothing to fill)."""
+    return "" if entity.dxcc is None else f"{entity.dxcc}\t{entity.cont}\t{entity.cqz}\t{entity.name}"
+
+
+def _entity(call: str) -> Entity | None:
+    if _ENTITIES is None:
+        use_entities(None)
+    assert _ENTITIES is not None
+    return _ENTITIES.lookup(call)
+
+
+def _with_entity(row: Qso) -> Qso:
+    """DXCC, COUNTRY, CONT and CQZ from cty.dat where the record has none, as spots get them. A DXCC
+    the record carries is kept, and then only fills from the same entity are added."""
+    extra = row.extra
+    if row.dxcc is not None and "COUNTRY" in extra and "CONT" in extra and "CQZ" in extra:
+        return row
+    entity = _ENTITY_OF[row.call]
+    if entity is None or entity.dxcc is None or (row.dxcc is not None and row.dxcc != entity.dxcc):
+        return row
+    extra.setdefault("COUNTRY", entity.name)
+    extra.setdefault("CONT", entity.cont)
+    extra.setdefault("CQZ", str(entity.cqz))
+    return row._replace(dxcc=entity.dxcc) if row.dxcc is None else row
 
 
 class _Memo(dict[Any, Any]):
@@ -206,6 +320,9 @@ class _Memo(dict[Any, Any]):
             self.clear()
         self[raw] = value
         return value
+
+
+_ENTITY_OF = _Memo("CALL", lambda _, call: _entity(call))
 
 
 def _midnight(name: str, value: str | None, required: bool = False) -> datetime | None:
@@ -269,8 +386,10 @@ def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     get = fields.get
     call = _call("CALL", get("CALL"), required=True)  # too varied to be worth remembering
     start_day = _QSO_DATE[get("QSO_DATE")]
-    time_on = _time_of_day("TIME_ON", get("TIME_ON"), required=True)
-    assert time_on is not None  # required
+    credit = _is_dxcc_credit(fields)
+    time_on = _time_of_day("TIME_ON", get("TIME_ON"), required=not credit)
+    if time_on is None:  # a LoTW DXCC credit record: the day is all it knows
+        time_on = timedelta(0)
     time_off = _time_of_day("TIME_OFF", get("TIME_OFF"))
     end_day = _QSO_DATE_OFF[get("QSO_DATE_OFF")]
     end_at = None
@@ -302,8 +421,23 @@ def _normalize(fields: Mapping[str, str], lotw_report: bool) -> Qso:
     if lotw_report and row[_LOTW_QSL_RCVD] is None and row[_LOTW_QSLRDATE] is None:
         row[_LOTW_QSL_RCVD], row[_LOTW_QSLRDATE] = row[_QSL_RCVD], row[_QSLRDATE]
         row[_QSL_RCVD] = row[_QSLRDATE] = None
+    if credit and not get("TIME_ON"):
+        extra.setdefault(CREDIT_NOTE_FIELD, CREDIT_NOTE)
+        if row[_LOTW_QSL_RCVD] is None:  # DXCC credit is granted for LoTW-confirmed QSOs only
+            row[_LOTW_QSL_RCVD] = "Y"
     row[-1] = extra
     return tuple.__new__(Qso, row)
+
+
+# LoTW's "DXCC QSL Card Report" (qslcards.php) lists credited QSOs without TIME_ON and MODE (only the
+# mode group): what it can say is a confirmation by call, band, mode group and date.
+_CREDIT_FIELDS = ("APP_LOTW_CREDIT_GRANTED", "APP_LOTW_DXCC_PROCESSED_DTG", "APP_LOTW_DXCC_APPLICATION_NR")
+CREDIT_NOTE_FIELD = "APP_HAMSRV_NOTE"
+CREDIT_NOTE = "from a LoTW DXCC credit report: no time of day given, stored as 00:00 UTC"
+
+
+def _is_dxcc_credit(fields: Mapping[str, str]) -> bool:
+    return not fields.get("TIME_ON") and any(fields.get(name) for name in _CREDIT_FIELDS)
 
 
 _EMPTY_TAIL = (None,) * (len(QSO_COLUMNS) - QSO_COLUMNS.index("rst_sent"))

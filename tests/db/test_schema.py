@@ -46,6 +46,8 @@ async def test_dedupe_key_is_owner_minute_call_band_mode(db: Database) -> None:
 
 async def test_insert_statement_notifies_recent_qsos_once_each(db: Database, db_url: str) -> None:
     owner = (await add_user(db, "W1AW"))["id"]
+    private = (await add_user(db, "K1ABC"))["id"]  # share_qsos is off by default: never on the firehose
+    await db.execute("UPDATE users SET share_qsos = true WHERE id = %s", [owner])
     listener = await TrioConnection.connect(db_url, autocommit=True)
     await listener.execute("LISTEN ham_qso_firehose")
     now = datetime.now(UTC)
@@ -53,7 +55,8 @@ async def test_insert_statement_notifies_recent_qsos_once_each(db: Database, db_
         await conn.execute(
             "INSERT INTO qsos (owner_id, call, start_at, band, mode) VALUES"
             " (%s, 'DL1ABC', %s, '20m', 'CW'), (%s, 'OLD1AB', '2020-01-01', '20m', 'CW'),"
-            " (%s, 'EA8XYZ', %s, '15m', 'FT8')", [owner, now, owner, owner, now])
+            " (%s, 'EA8XYZ', %s, '15m', 'FT8'), (%s, 'PRIV1AB', %s, '20m', 'CW')",
+            [owner, now, owner, owner, now, private, now])
         async with conn.transaction():
             await conn.execute("SET LOCAL hamsrv.quiet = on")
             await conn.execute("INSERT INTO qsos (owner_id, call, start_at) VALUES (%s, 'QUIET1', %s)", [owner, now])

@@ -52,6 +52,20 @@ async def test_post_spot_needs_a_token_and_valid_fields(api: Api) -> None:
             assert r.status_code == 400 and r.json()["field"] == field, (body, r.text)
 
 
+async def test_post_spot_reads_frequencies_as_the_cluster_port_does(api: Api) -> None:
+    """Issue 14: MHz or kHz understood alike, amateur bands only, band and mode filled in."""
+    async with api.client(api.token) as client:
+        for freq, khz, band, mode in ((14.195, 14195.0, "20m", "SSB"), ("14195", 14195.0, "20m", "SSB"),
+                                      (7.02, 7020.0, "40m", "CW"), (136.5, 136.5, "2190m", None),
+                                      ("144.174", 144174.0, "2m", "FT8")):
+            r = await client.post("/api/spots", json={"dx": f"DL{int(khz) % 10}XYZ", "freq": freq})
+            assert r.status_code == 201, (freq, r.text)
+            assert (r.json()["freq"], r.json()["band"], r.json().get("mode")) == (khz, band, mode), r.json()
+        for freq in (1, "1", 3000, 15000.0, 0.5, "14.195.1"):
+            r = await client.post("/api/spots", json={"dx": "IP0TRC", "freq": freq})
+            assert r.status_code == 400 and r.json()["field"] == "freq", (freq, r.text)
+
+
 async def test_history_shows_only_what_the_firehose_has_sent(api: Api) -> None:
     """A client resuming the WebSocket with `since=last_id` then gets no spot twice."""
     sent = publish(api, "JA1XYZ", 14025.0, "20m", "AS")

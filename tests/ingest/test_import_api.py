@@ -60,6 +60,7 @@ async def test_multipart_upload_with_merge(server: Api):
         assert response.status_code == 202, response.text
         job = await wait_done(client, response.headers["Location"])
         assert (job["format"], job["size_bytes"], job["merged"], job["inserted"]) == ("adi", len(lotw), 1, 0)
+        assert job["filename"] == "lotwreport.adi"  # issue 14: the multipart part's filename is kept
         [qso] = (await client.get("/api/qsos")).json()["qsos"]
         assert qso["lotw_qsl_rcvd"] == "Y"
 
@@ -79,7 +80,7 @@ async def test_large_multipart_upload_and_a_malformed_one(server: Api):
 
 async def test_adx_upload(server: Api):
     async with server.client(server.token) as client:
-        response = await client.post("/api/imports", content=(TESTDATA / "pyadif_goodfile.adx").read_bytes())
+        response = await client.post("/api/imports", content=(TESTDATA / "adif_spec_sample_userdef.adx").read_bytes())
         job = await wait_done(client, response.headers["Location"])
     assert (job["format"], job["inserted"], job["status"]) == ("adx", 2, "done")
 
@@ -135,6 +136,11 @@ async def test_idempotency_key_gives_the_same_job(server: Api):
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
         bad = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "x" * 201})
         assert bad.status_code == 400
+        # the same key with other options is a 422, not the old job (the identity mechanism fingerprints an
+        # upload by method, path and query: a retried upload's body is not read again)
+        reused = await client.post("/api/imports?merge=true", content=data, headers={"Idempotency-Key": "upload-1"})
+        assert reused.status_code == 422 and reused.json()["field"] == "Idempotency-Key", reused.text
+        assert len((await client.get("/api/imports")).json()["imports"]) == 2
 
 
 async def test_websocket_pushes_progress_to_the_owner(server: Api):
@@ -148,13 +154,16 @@ async def test_websocket_pushes_progress_to_the_owner(server: Api):
                 events.append(json.loads(await ws.get_message()))
     assert {e["id"] for e in events} == {job_id}
     assert any(e["status"] == "running" and 0 < e["records_read"] < 1700 for e in events)
-    assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1698, 2)
+    assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1691, 1)
 
 
 async def test_websocket_needs_a_token(server: Api):
-    with pytest.raises(ConnectionRejected):
+    with pytest.raises(ConnectionRejected) as refused:
         async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/imports?token=hamsrv_nope"):
             pass
+    # issue 14: a JSON body as on every other refusal (it was a 403 with an empty body)
+    assert refused.value.status_code == 401
+    assert json.loads(refused.value.body or b"{}")["error"].startswith("a valid API token is required")
 
 
 async def test_export_streams_adi_and_adx(server: Api):

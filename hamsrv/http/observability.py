@@ -1,0 +1,85 @@
+"""What /metrics tells beyond the spot path, and the access log.
+
+* HTTP: requests by method, route and status, and their latency (a histogram by method and route; the
+  route is the URL rule, `/api/qsos/<int:qso_id>`, so ids do not make a series each).
+* Imports: jobs by status and records by outcome, read from `import_jobs` at each scrape (so they cover
+  every worker process and survive restarts), and the records per second of the running jobs.
+* The database pool: connections in use, borrowers that waited or gave up, failed connects.
+* The access log: one line per request on the `hamsrv.access` logger, when HAMSRV_ACCESS_LOG is on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from quart import Response, g, request
+from quart_trio import QuartTrio
+
+from hamsrv.http.common import AppState
+
+ACCESS_LOG = logging.getLogger("hamsrv.access")
+_OUTCOMES = ("records_read", "inserted", "duplicates", "merged", "rejected")
+
+
+def install(app: QuartTrio, state: AppState) -> None:
+    requests = state.metrics.labelled_counter("hamsrv_http_requests_total",
+                                              "HTTP requests by method, route and status")
+    latency = state.metrics.histogram("hamsrv_http_request_duration_seconds",
+                                      "HTTP request time until the answer's head, by method and route")
+    pool, m = state.db.pool, state.metrics
+    m.gauge("hamsrv_db_pool_size", "Database connections the pool may open", lambda: pool.max_size)
+    m.gauge("hamsrv_db_pool_in_use", "Database connections borrowed now", lambda: pool.in_use)
+    m.gauge("hamsrv_db_pool_waits_total", "Borrowers that found every connection in use and waited",
+            lambda: pool.waits, "counter")
+    m.gauge("hamsrv_db_pool_timeouts_total", "Borrowers that gave up waiting for a connection",
+            lambda: pool.timeouts, "counter")
+    m.gauge("hamsrv_db_pool_connect_errors_total", "Failed attempts to open a database connection",
+            lambda: pool.connect_errors, "counter")
+    m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: pool.connects, "counter")
+
+    @app.before_request
+    async def started() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    async def finished(response: Response) -> Response:
+        seconds = time.perf_counter() - getattr(g, "started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        requests.inc((("method", request.method), ("route", route), ("status", str(response.status_code))))
+        latency.observe((("method", request.method), ("route", route)), seconds)
+        if state.access_log:
+            ACCESS_LOG.info('%s "%s %s" %d %s %.1fms', request.remote_addr, request.method, request.full_path
+                            if request.query_string else request.path, response.status_code,
+                            response.content_length if response.content_length is not None else "-",
+                            seconds * 1000)
+        return response
+
+
+class ImportFigures:
+    """Import jobs and records from the database, refreshed before each scrape."""
+
+    def __init__(self, state: AppState):
+        self.jobs: dict[str, float] = {}
+        self.records: dict[str, float] = {}
+        self.rate = 0.0
+        m = state.metrics
+        m.labelled_gauge("hamsrv_import_jobs", "Import jobs by status (failed: the job could not run)", "status",
+                         lambda: self.jobs)
+        m.labelled_gauge("hamsrv_import_records", "Imported records by outcome, over every job kept",
+                         "outcome", lambda: self.records)
+        m.gauge("hamsrv_import_records_per_second", "Records per second of the running imports", lambda: self.rate)
+
+    async def refresh(self, state: AppState) -> None:
+        rows = await state.db.fetch(
+            "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in _OUTCOMES) +
+            ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
+            "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")
+        self.jobs = {s: 0.0 for s in ("receiving", "queued", "running", "done", "failed")}
+        self.records = {o: 0.0 for o in _OUTCOMES}
+        self.rate = 0.0
+        for row in rows:
+            self.jobs[row["status"]] = float(row["jobs"])
+            for outcome in _OUTCOMES:
+                self.records[outcome] += float(row[outcome] or 0)
+            self.rate += float(row["rate"] or 0)
