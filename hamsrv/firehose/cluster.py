@@ -26,7 +26,6 @@ MAX_LINE = 1024
 LOGIN_TIMEOUT = 60.0  # seconds for a login, both ways (DXSpider ExtMsg.pm uses 60)
 # A spot time up to this far ahead of `now` is clock skew, not yesterday's spot.
 FUTURE_SKEW = timedelta(minutes=5)
-PC11_HOPS = 25  # DXSpider's default hop count for PC11 (FACTS 2.5)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUMBER = {m.upper(): i for i, m in enumerate(MONTHS, 1)}
@@ -329,27 +328,30 @@ def format_dx_line(spot: Spot, width: int = 80) -> str:
     return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{tail}"
 
 
-def format_pc11(spot: Spot, origin_node: str, hops: int = PC11_HOPS) -> str:
-    """A PC11 relay sentence (no spotter IP), for peers that predate PC61."""
-    return _format_pc("PC11", spot, origin_node, None, hops)
-
-
-def format_pc61(spot: Spot, origin_node: str, hops: int = 30) -> str:
-    """A PC61 relay sentence; the spotter IP comes from `spot.extra["spotter_ip"]` (0.0.0.0 unknown)."""
-    return _format_pc("PC61", spot, origin_node, spot.extra.get("spotter_ip", "0.0.0.0"), hops)
-
-
 def cluster_date(t: datetime) -> str:
     """DXSpider's `cldate`: ` 7-Feb-2022` (day padded to two characters, FACTS 2.1)."""
     return f"{t.day:2d}-{MONTHS[t.month - 1]}-{t.year:04d}"
 
 
-def _format_pc(kind: str, spot: Spot, origin_node: str, ip: str | None, hops: int) -> str:
-    when = spot.time.astimezone(UTC)
-    date = cluster_date(when)
-    # Caret separates fields: DXSpider sends `~` in its place, and an empty field as one space.
-    comment = without_control(spot.comment, " ").replace("^", "~") or " "
-    fields = [kind, f"{spot.freq:.1f}", spot.dx, date, f"{when:%H%M}Z", comment, spot.spotter, origin_node]
-    if ip is not None:
-        fields.append(ip)
-    return "^".join([*fields, f"H{hops}", "~"])
+def format_announce(a: Announce) -> str:
+    """DXCommandmode.pm announce: `"$to$target de $_[0]: $text"`, `$to` being `To ` except for WX
+    (DXProt.pm send_announce: `$target = "WX"; $to = '';`)."""
+    head = "WX" if a.to == "WX" else f"To {a.to}"
+    return f"{head} de {a.sender}: {without_control(a.text, ' ')}"
+
+
+def format_wwv(w: Wwv) -> str:
+    """DXCommandmode.pm wwv: `"WWV de $_[6] <$_[1]>:   SFI=$_[2], A=$_[3], K=$_[4], $_[5]"`."""
+    return (f"WWV de {w.sender} <{_blank(w.hour)}>:   SFI={_blank(w.sfi)}, A={_blank(w.a)}, "
+            f"K={_blank(w.k)}, {without_control(w.text, ' ')}")
+
+
+def format_wcy(w: Wcy) -> str:
+    """DXCommandmode.pm wcy: `"WCY de $_[10] <$_[1]> : K=$_[4] expK=$_[5] A=$_[3] R=$_[6] SFI=$_[2]
+    SA=$_[7] GMF=$_[8] Au=$_[9]"`."""
+    return (f"WCY de {w.sender} <{_blank(w.hour)}> : K={_blank(w.k)} expK={_blank(w.expk)} A={_blank(w.a)} "
+            f"R={_blank(w.r)} SFI={_blank(w.sfi)} SA={_blank(w.sa)} GMF={_blank(w.gmf)} Au={_blank(w.au)}")
+
+
+def _blank(value: object) -> str:
+    return "" if value is None else str(value)
