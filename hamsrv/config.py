@@ -137,6 +137,9 @@ class Config:
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
+    cluster_peers: str = field(default="", metadata={
+        "env": "HAMSRV_CLUSTER_PEERS", "parse": str,
+        "help": "peer nodes spoken to in the PC protocol, host:port/OURCALL, comma separated"})
 
     @property
     def tls(self) -> bool:

@@ -20,6 +20,7 @@ from itertools import islice
 import trio
 
 from hamsrv.errors import ConfigError
+from hamsrv.firehose.bulletins import Board
 from hamsrv.firehose.cluster import LOGIN_TIMEOUT
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.session import (
@@ -120,9 +121,9 @@ class _Stalled(Exception):
 class _Node:
     """What every connection shares: the hub, the settings and the counters."""
 
-    def __init__(self, hub: Hub, node_call: str, feeds: FeedPolicy, metrics: Registry,
+    def __init__(self, hub: Hub, board: Board, node_call: str, feeds: FeedPolicy, metrics: Registry,
                  login_timeout: float, write_timeout: float, limits: ClusterLimits):
-        self.hub, self.node_call, self.feeds = hub, node_call, feeds
+        self.hub, self.board, self.node_call, self.feeds = hub, board, node_call, feeds
         self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
         self.users = 0
         self.feed_peers = 0
@@ -254,6 +255,8 @@ class _Connection:
                     await self._send(b"*** too many spots: at most %d a minute from one user\r\n"
                                      % self.node.limits.spots_per_minute)
                     continue
+                if event.by_user:  # PC61 carries the spotter's address (DXProtout.pm pc61 `$ipaddr`)
+                    event.spot.extra["spotter_ip"] = self.peer or "0.0.0.0"
                 entry = self.node.hub.publish(event.spot)
                 if event.by_user:
                     self.node.user_spots.inc()
@@ -280,6 +283,19 @@ class _Connection:
         self._role = "user"
         self.node.users += 1
         self._nursery.start_soon(self._until_done, self._write_loop)
+        self._nursery.start_soon(self._until_done, self._bulletin_loop)
+
+    async def _bulletin_loop(self) -> None:
+        """Follow the bulletin board from the login moment: announcements, talks, WWV, WCY."""
+        board, session = self.node.board, self.session
+        cursor = board.last_seq
+        while True:
+            await board.wait_after(cursor)
+            posted = board.after(cursor)
+            cursor = board.last_seq
+            chunks = [p.line for p in posted if session.wants_bulletin(p)]
+            if chunks:
+                await self._send(b"".join(chunks))
 
     async def _write_loop(self) -> None:
         """Follow the ring from the login moment; one write per tick carries every matching spot."""
@@ -303,12 +319,12 @@ class _Connection:
 
 
 async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAMSRV",
-                        feeds: FeedPolicy | None = None, metrics: Registry | None = None,
+                        board: Board | None = None, feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                         limits: ClusterLimits | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
-    node = _Node(hub, node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
+    node = _Node(hub, board or Board(), node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
                  login_timeout, write_timeout, limits or ClusterLimits())
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]

@@ -20,7 +20,8 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hamsrv.firehose.cluster import MAX_LINE, DxSpot, cluster_date, format_dx_line, parse_line
+from hamsrv.firehose.bulletins import Posted, Talk
+from hamsrv.firehose.cluster import MAX_LINE, Announce, DxSpot, Wwv, cluster_date, format_dx_line, parse_line
 from hamsrv.firehose.ring import RingEntry
 from hamsrv.model import (
     BAND_NAMES,
@@ -394,6 +395,7 @@ class ClusterSession:
         self.echo = False
         self.skimmer = True
         self.filter = UserFilter()
+        self.want_ann = self.want_wwv = self.want_wcy = self.want_talk = True
         self.feed_lines_ignored = 0  # feed lines that were not spots (announcements, junk)
         self._login_attempts = 0
         self._lines = LineReader(max_line)
@@ -646,6 +648,19 @@ class ClusterSession:
         spot = entry.spot
         return (self.state is State.USER and (self.skimmer or not _is_skimmer(spot))
                 and self.filter.passes(spot))
+
+    def wants_bulletin(self, posted: Posted) -> bool:
+        """Announcements, WWV and WCY go to every user who has not switched them off (DXSpider
+        `unset/announce`, `unset/wwv`, `unset/wcy`); SYSOP announcements to no one here (there are no
+        sysops on the cluster port); a talk only to the user it is for."""
+        if self.state is not State.USER:
+            return False
+        item = posted.item
+        if isinstance(item, Talk):
+            return self.want_talk and item.to in (self.call, self.call.split("-")[0])
+        if isinstance(item, Announce):
+            return self.want_ann and item.to != "SYSOP"
+        return self.want_wwv if isinstance(item, Wwv) else self.want_wcy
 
     def spot_line(self, entry: RingEntry) -> bytes:
         """The AK1A `DX de` line with CRLF; the 80-column one is encoded once per ring entry."""
