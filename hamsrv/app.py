@@ -110,7 +110,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
                                              config.cluster_idle_hours * 3600, config.cluster_spot_rate)))
                 link_states = await root.start(lambda task_status: serve_links(
-                    hub, links, metrics=metrics, task_status=task_status))
+                    hub, links, metrics=metrics, board=board, task_status=task_status))
                 peer_states = await root.start(Peering(hub, board, peers).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             imports = JobRunner(db)

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import trio
 
-from hamsrv.firehose.cluster import Announce, Wcy, Wwv, format_announce, format_wcy, format_wwv
+from hamsrv.firehose.cluster import Announce, Wcy, Wwv, cluster_date, format_announce, format_wcy, format_wwv
 from hamsrv.model import without_control
 
 MAX_KEEP = 200  # per kind: what sh/ann, sh/wwv and sh/wcy can show (DXSpider shows 10 by default)
@@ -143,3 +143,41 @@ class Board:
     async def wait_after(self, seq: int) -> None:
         while self.last_seq <= seq:
             await self._wakeup.wait()
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+WWV_HEADER = "Date        Hour   SFI   A   K Forecast                              Logger"  # Messages wwv3
+WCY_HEADER = "Date        Hour   SFI   A   K Exp.K   R SA    GMF   Aurora   Logger"  # Messages wcy3
+
+
+def format_bulletins(kind: str, newest_first: list[Posted]) -> bytes:
+    r"""sh/ann (DXLogPrint.pm print_item: `"$d $r->[3] -> $r->[2] $r->[4]"` with atime
+    `%02d%s%04d@%02d:%02d:%02d`, oldest first), sh/wwv (Geomag.pm print_item: `"$d   %02d %5d %3d %3d
+    %-37s <%s>"`, newest first) and sh/wcy (WCY.pm print_item: `"$d   %02d %5d %3d %3d   %3d %3d %-5s
+    %-5s %6s   <%s>"`), trailing blanks cut as DXCommandmode.pm does (`s/([^\s])\s+$/$1/`)."""
+    lines: list[str] = []
+    if kind == "announce":
+        for p in reversed(newest_first):
+            a, t = p.item, p.when.astimezone(UTC)
+            assert isinstance(a, Announce)
+            lines.append(f"{t.day:02d}{MONTHS[t.month - 1]}{t.year:04d}@{t:%H:%M:%S} {a.sender} -> {a.to} "
+                         f"{without_control(a.text, ' ')}")
+    elif kind == "wwv":
+        lines.append(WWV_HEADER)
+        for p in newest_first:
+            w = p.item
+            assert isinstance(w, Wwv)
+            lines.append(f"{cluster_date(p.when)}   {p.when.hour:02d} {_n(w.sfi):>5} {_n(w.a):>3} {_n(w.k):>3} "
+                         f"{without_control(w.text, ' '):<37} <{w.sender}>")
+    else:
+        lines.append(WCY_HEADER)
+        for p in newest_first:
+            c = p.item
+            assert isinstance(c, Wcy)
+            lines.append(f"{cluster_date(p.when)}   {p.when.hour:02d} {_n(c.sfi):>5} {_n(c.a):>3} {_n(c.k):>3}   "
+                         f"{_n(c.expk):>3} {_n(c.r):>3} {_n(c.sa):<5} {_n(c.gmf):<5} {_n(c.au):>6}   <{c.sender}>")
+    return "".join(line.rstrip() + "\r\n" for line in lines).encode("utf-8", "replace")
+
+
+def _n(value: object) -> str:
+    return "" if value is None else str(value)

@@ -312,20 +312,25 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.lstrip("+-").isdecimal() else None
 
 
-def format_dx_line(spot: Spot, width: int = 80) -> str:
+def format_dx_line(spot: Spot, width: int = 80, slot1: str = "", slot2: str | None = None) -> str:
     """The AK1A `DX de` line DXSpider sends (FACTS 2.1), without line terminator.
 
     The frequency stays right-aligned at column 23 by eating spotter padding; a DX call longer than 12
-    characters takes its room from the comment, so the time stays at column `width - 10` and the
-    spotter's locator (if known) fills the last 5 columns.
+    characters takes its room from the comment, so the time stays at column `width - 10`. `slot1`
+    ends the comment and `slot2` follows the time (DXCommandmode.pm format_dx_spot: `$comment =
+    substr($comment, 0, $clth-length($slot1)) . $slot1`, `"$front %-s $t$slot2"`); by default slot2 is
+    the spotter's locator when known.
     """
     left = f"DX de {spot.spotter}:"
     freq = f"{spot.freq:.1f}"
     front = left + " " * max(1, 24 - len(left) - len(freq)) + freq + "  " + f"{spot.dx:<12}"
     comment_width = max(0, width - 12 - len(front))  # 30 columns at width 80, as DXSpider
     comment = without_control(spot.comment, " ")[:comment_width].rstrip()
-    tail = f" {spot.spotter_grid}" if spot.spotter_grid else ""
-    return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{tail}"
+    if slot1:
+        comment = f"{comment:<{comment_width}}"[: max(0, comment_width - len(slot1))] + slot1
+    if slot2 is None:
+        slot2 = f" {spot.spotter_grid}" if spot.spotter_grid else ""
+    return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{slot2}"
 
 
 def cluster_date(t: datetime) -> str:

@@ -13,7 +13,7 @@ import random as _random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,9 +21,10 @@ import trio
 
 from hamsrv.config import Bind, parse_bind
 from hamsrv.errors import ConfigError
-from hamsrv.firehose.cluster import LOGIN_TIMEOUT, MAX_LINE, DxSpot, parse_line
+from hamsrv.firehose.bulletins import Board
+from hamsrv.firehose.cluster import LOGIN_TIMEOUT, MAX_LINE, Announce, DxSpot, Wcy, Wwv, parse_line
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.session import LineReader, login_call
+from hamsrv.firehose.session import LineReader, feed_spot_ok, login_call
 from hamsrv.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ class LinkState:
     failures: int = 0  # consecutive attempts without a stable connection
     last_error: str | None = None
     lines_ignored: int = 0  # lines that were neither spots nor prompts
+    spots_refused: int = 0  # spots outside the bands or DXSpider's time window
+    bulletins_received: int = 0  # announcements, WWV and WCY lines
 
     def as_dict(self) -> dict[str, object]:
         def iso(t: datetime | None) -> str | None:
@@ -123,10 +126,11 @@ def _utc_now() -> datetime:
 
 
 async def run_link(hub: Hub, cfg: LinkConfig, state: LinkState, *, backoff: Backoff = DEFAULT_BACKOFF,
-                   commands: Sequence[str] = (), connect_timeout: float = CONNECT_TIMEOUT,
+                   commands: Sequence[str] = (), board: Board | None = None, connect_timeout: float = CONNECT_TIMEOUT,
                    login_timeout: float = LOGIN_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT,
                    draw: Callable[[], float] = _random.random) -> None:
-    """Keep one link up forever. `commands` (e.g. `set/dx ...`) are sent after logging in."""
+    """Keep one link up forever. `commands` (e.g. `set/skimmer`, `set/dxgrid`) are sent after logging
+    in; announcements, WWV and WCY the node sends go on `board`."""
     while True:
         connected_at: float | None = None
         try:
@@ -136,7 +140,7 @@ async def run_link(hub: Hub, cfg: LinkConfig, state: LinkState, *, backoff: Back
             state.connected, state.since = True, _utc_now()
             log.info("cluster link %s connected", cfg.name)
             async with stream:
-                await _follow(hub, cfg, state, stream, commands, login_timeout, idle_timeout)
+                await _follow(hub, board, cfg, state, stream, commands, login_timeout, idle_timeout)
             state.last_error = "connection closed by the node"
         except trio.TooSlowError:
             state.last_error = f"no connection within {connect_timeout:g} s"
@@ -152,7 +156,7 @@ async def run_link(hub: Hub, cfg: LinkConfig, state: LinkState, *, backoff: Back
         state.reconnects += 1
 
 
-async def _follow(hub: Hub, cfg: LinkConfig, state: LinkState, stream: trio.abc.Stream,
+async def _follow(hub: Hub, board: Board | None, cfg: LinkConfig, state: LinkState, stream: trio.abc.Stream,
                   commands: Sequence[str], login_timeout: float, idle_timeout: float) -> None:
     """Answer the login (and password) prompt, then publish spots until the node hangs up."""
     reader = LineReader(MAX_LINE)
@@ -173,10 +177,16 @@ async def _follow(hub: Hub, cfg: LinkConfig, state: LinkState, stream: trio.abc.
         for line in lines:
             event = parse_line(line, now) if line else None
             if isinstance(event, DxSpot):
+                if not feed_spot_ok(event.spot, line or "", now):
+                    state.spots_refused += 1
+                    continue
                 event.spot.source = source
                 hub.publish(event.spot)
                 state.spots_received += 1
                 state.last_spot_at = now
+            elif isinstance(event, Announce | Wwv | Wcy) and board is not None:
+                board.post(event, source=source, origin=cfg.host, when=_bulletin_time(event, now))
+                state.bulletins_received += 1
             elif line:
                 state.lines_ignored += 1
         prompts = [text for text in (*lines[-3:], reader.partial) if text]
@@ -190,6 +200,14 @@ async def _follow(hub: Hub, cfg: LinkConfig, state: LinkState, stream: trio.abc.
             answered_password = True
             await stream.send_all("".join(f"{x}\r\n" for x in (cfg.password, *commands)).encode())
         deadline = trio.current_time() + (idle_timeout if answered_call else login_timeout)
+
+
+def _bulletin_time(event: Announce | Wwv | Wcy, now: datetime) -> datetime | None:
+    """DXSpider dates a WWV/WCY at minute 18 of the hour it names (`sprintf("%02d18Z", $hour)`)."""
+    if isinstance(event, Announce) or event.hour is None or not 0 <= event.hour <= 23:
+        return None
+    when = now.replace(hour=event.hour, minute=18, second=0, microsecond=0)
+    return when - timedelta(days=1) if when > now + timedelta(hours=1) else when
 
 
 async def serve_links(hub: Hub, configs: Sequence[LinkConfig], *, metrics: Registry | None = None,

@@ -9,31 +9,35 @@ that stays unwritable for `write_timeout` seconds is closed.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
 import logging
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 
 import trio
 
 from hamsrv.errors import ConfigError
-from hamsrv.firehose.bulletins import Board
+from hamsrv.firehose.bulletins import Board, Talk, format_bulletins
 from hamsrv.firehose.cluster import LOGIN_TIMEOUT
-from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.session import (
-    DUPLICATE_NOTICE,
-    ClusterSession,
+from hamsrv.firehose.commands import format_users
+from hamsrv.firehose.events import (
     Disconnect,
     Event,
     LoggedIn,
+    Post,
     Publish,
     Send,
+    ShowBulletins,
     ShowDx,
-    State,
+    ShowUsers,
 )
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State, is_skimmer
 from hamsrv.listen import open_listeners
 from hamsrv.metrics import Registry
 
@@ -58,6 +62,7 @@ class ClusterLimits:
     per_ip: int = 20  # connections from one address
     idle_timeout: float = 24 * 3600.0  # a logged-in user who sends nothing for this long is let go
     spots_per_minute: int = 10  # a user's DX commands: a burst of this many, then this many a minute
+    posts_per_minute: int = 5  # a user's announcements and talks, the same way
 
 
 class _SpotBucket:
@@ -129,6 +134,7 @@ class _Node:
         self.feed_peers = 0
         self.open = 0
         self.per_ip: dict[str, int] = {}
+        self.sessions: dict[str, list[_Connection]] = {}  # logged-in users by call, for talk and who
         metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
                       lambda: self.feed_peers)
@@ -188,6 +194,8 @@ class _Connection:
         self._login_scope = trio.CancelScope()
         self._role = ""  # "user" or "feed" once logged in, for the gauges
         self._spots = _SpotBucket(node.limits.spots_per_minute)
+        self._posts = _SpotBucket(node.limits.posts_per_minute)
+        self.started = datetime.now(UTC)
         self._nursery: trio.Nursery  # set by run(): both sides of the connection live in it
 
     async def run(self) -> None:
@@ -202,6 +210,11 @@ class _Connection:
         finally:
             if self._role == "user":
                 self.node.users -= 1
+                mine = self.node.sessions.get(self.session.call, [])
+                if self in mine:
+                    mine.remove(self)
+                if not mine:
+                    self.node.sessions.pop(self.session.call, None)
             elif self._role == "feed":
                 self.node.feed_peers -= 1
             with trio.CancelScope(shield=True):
@@ -265,15 +278,43 @@ class _Connection:
                 else:
                     self.node.feed_spots.inc()
             elif isinstance(event, ShowDx):
+                # DXSpider keeps skimmer spots out of sh/dx; the list is newest by spot time
                 scanned = islice(self.node.hub.ring.newest_first(), SHOW_DX_SCAN)
-                picked = islice((e for e in scanned if event.matches(e.spot)), event.count)
-                await self._send(self.session.format_show_dx(picked))
+                found = [e.spot for e in scanned if not is_skimmer(e.spot) and event.matches(e.spot)]
+                newest = heapq.nlargest(event.count, found, key=lambda spot: spot.time)
+                await self._send(self.session.format_show_dx(newest, event.query, event.real))
+            elif isinstance(event, Post):
+                await self._post(event)
+            elif isinstance(event, ShowBulletins):
+                await self._send(format_bulletins(event.kind, self.node.board.newest(event.kind, event.count)))
+            elif isinstance(event, ShowUsers):
+                users = [(c.session.call, c.started, c.session.name, c.peer)
+                         for conns in self.node.sessions.values() for c in conns]
+                await self._send(format_users(event.kind, self.node.node_call, sorted(users)))
             elif isinstance(event, LoggedIn):
                 self._logged_in(event)
                 self._login_scope.deadline = (trio.current_time() + self.node.limits.idle_timeout
                                               if self._role == "user" else math.inf)  # feeds stay
             elif isinstance(event, Disconnect):
                 log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
+
+    async def _post(self, event: Post) -> None:
+        """A user's announcement or talk: rate-limited, a talk only to a user logged in here."""
+        item = event.item
+        if isinstance(item, Talk) and not (self.node.sessions.get(item.to) or self._base_online(item.to)):
+            await self._send(f"callsign {item.to} not visible on the cluster\r\n".encode())  # DXSpider e7
+            return
+        if not self._posts.take():
+            self.node.rate_limited.inc()
+            await self._send(b"*** too many announcements: at most %d a minute from one user\r\n"
+                             % self.node.limits.posts_per_minute)
+            return
+        posted = self.node.board.post(item, source=f"user:{self.session.call}", origin=self.node.node_call)
+        if posted is None:
+            await self._send(b"Sorry, this is a duplicate\r\n")  # DXSpider `dup`
+
+    def _base_online(self, call: str) -> bool:
+        return any(c.split("-")[0] == call for c in self.node.sessions)
 
     def _logged_in(self, event: LoggedIn) -> None:
         if event.feed:
@@ -282,6 +323,7 @@ class _Connection:
             return
         self._role = "user"
         self.node.users += 1
+        self.node.sessions.setdefault(event.call, []).append(self)
         self._nursery.start_soon(self._until_done, self._write_loop)
         self._nursery.start_soon(self._until_done, self._bulletin_loop)
 
@@ -293,7 +335,7 @@ class _Connection:
             await board.wait_after(cursor)
             posted = board.after(cursor)
             cursor = board.last_seq
-            chunks = [p.line for p in posted if session.wants_bulletin(p)]
+            chunks = [session.bulletin_line(p) for p in posted if session.wants_bulletin(p)]
             if chunks:
                 await self._send(b"".join(chunks))
 

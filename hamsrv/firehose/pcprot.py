@@ -381,9 +381,26 @@ def pc51(to: str, sender: str, ask: bool) -> str:
 
 
 def time_id(now: datetime) -> str:
-    """DXProtHandle.pm gen_pc9x_t: seconds since midnight UTC (the `.nn` suffix for repeats within
-    one second is the caller's business)."""
+    """Seconds since midnight UTC: the PC92/PC93 time id (see TimeIds for repeats within a second)."""
     return str(seconds_of_day(now))
+
+
+class TimeIds:
+    """DXProtHandle.pm gen_pc9x_t: a node's PC92/PC93 ids must rise, so a second sentence within the
+    same second gets `.01`, `.02`, ... (`sprintf "%d.%02d"`); the receiver drops an id equal to the
+    last one it saw from that node (check_pc9x_t: `dup id on $t == lastid $lastid, ignored`)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._repeats = 0
+
+    def next(self, now: datetime) -> str:
+        second = seconds_of_day(now)
+        if second != self._second:
+            self._second, self._repeats = second, 0
+            return str(second)
+        self._repeats += 1
+        return f"{second}.{self._repeats:02d}"
 
 
 def pc92_node_slot(call: str, version: int | None = None, build: str | None = None) -> str:
@@ -396,27 +413,28 @@ def pc92_node_slot(call: str, version: int | None = None, build: str | None = No
     return out
 
 
-def pc92a(node: str, now: datetime, peer: str) -> str:
+def pc92a(node: str, now: datetime, peer: str, t: str | None = None) -> str:
     """The A record a DXSpider outbound node sends first (DXProt.pm send_local_config with pc9x:
     `pc92a($main::routeroot, $node)`; our own slot left empty, `$pc9x_nodupe_first_slot = 1`)."""
-    return f"PC92^{node}^{time_id(now)}^A^^{pc92_node_slot(peer)}^H{PC9X_HOPS}^"
+    return f"PC92^{node}^{t or time_id(now)}^A^^{pc92_node_slot(peer)}^H{PC9X_HOPS}^"
 
 
-def pc92k(node: str, now: datetime, users: int, version: int = PC19_VERSION, build: str = "0") -> str:
+def pc92k(node: str, now: datetime, users: int, version: int = PC19_VERSION, build: str = "0",
+          t: str | None = None) -> str:
     """Keepalive (DXProtout.pm pc92k): `K^<slot>:<build>^<nodes>^<users>^H99^`."""
-    return (f"PC92^{node}^{time_id(now)}^K^{pc92_node_slot(node, version, build)}^0^{users}"
+    return (f"PC92^{node}^{t or time_id(now)}^K^{pc92_node_slot(node, version, build)}^0^{users}"
             f"^H{PC9X_HOPS}^")
 
 
-def pc92c(node: str, now: datetime, version: int = PC19_VERSION) -> str:
+def pc92c(node: str, now: datetime, version: int = PC19_VERSION, t: str | None = None) -> str:
     """Config (DXProtout.pm pc92c): this node and, for a spot-only node, no dependent nodes."""
-    return f"PC92^{node}^{time_id(now)}^C^{pc92_node_slot(node, version)}^H{PC9X_HOPS}^"
+    return f"PC92^{node}^{t or time_id(now)}^C^{pc92_node_slot(node, version)}^H{PC9X_HOPS}^"
 
 
 def pc93(node: str, now: datetime, to: str, sender: str, text: str, via: str = "*",
-         origin: str | None = None) -> str:
+         origin: str | None = None, t: str | None = None) -> str:
     """DXProtout.pm pc93: `PC93^$main::mycall^<t>^$to^$from^$via^$line[^$origin]^H99^`."""
-    line = f"PC93^{node}^{time_id(now)}^{to}^{sender}^{via}^{_text(text)}"
+    line = f"PC93^{node}^{t or time_id(now)}^{to}^{sender}^{via}^{_text(text)}"
     if origin:
         line += f"^{origin}"
     return line + f"^H{PC9X_HOPS}^"

@@ -100,6 +100,7 @@ class PeerProtocol:
         self.ping_times = 0  # answers received
         self.next_keepalive = started + KEEPALIVE_INTERVAL
         self.dropped: dict[str, int] = {}  # reason -> sentences dropped, for /healthz
+        self.ids = pcprot.TimeIds()
 
     # ---- input
 
@@ -150,7 +151,8 @@ class PeerProtocol:
         """DXProtHandle.pm handle_18 (what an outbound DXSpider does): config first, then PC20."""
         self.spider, self.pc9x = init.spider, init.pc9x
         now = self.clock()
-        config = pcprot.pc92k(self.our_call, now, self.users()) if self.pc9x else pcprot.pc19(self.our_call)
+        config = pcprot.pc92k(self.our_call, now, self.users(), t=self.ids.next(now)) if self.pc9x \
+            else pcprot.pc19(self.our_call)
         return [SendLine(config), SendLine(pcprot.pc20())]
 
     def _on_init_done(self, number: int) -> list[Action]:
@@ -227,7 +229,8 @@ class PeerProtocol:
                 self.last_ping += self.ping_interval / 2
         if self.pc9x and now >= self.next_keepalive:
             self.next_keepalive = now + KEEPALIVE_INTERVAL
-            actions.append(SendLine(pcprot.pc92k(self.our_call, self.clock(), self.users())))
+            now_utc = self.clock()
+            actions.append(SendLine(pcprot.pc92k(self.our_call, now_utc, self.users(), t=self.ids.next(now_utc))))
         return actions
 
     # ---- output
@@ -257,11 +260,13 @@ class PeerProtocol:
         if isinstance(item, Talk):
             if not self.pc9x:
                 return None  # PC10 talks to old software are not offered
-            return pcprot.pc93(self.our_call, now, item.to, item.sender, item.text, origin=local_origin)
+            return pcprot.pc93(self.our_call, now, item.to, item.sender, item.text, origin=local_origin,
+                               t=self.ids.next(now))
         if isinstance(item, Announce):
             if self.pc9x:
                 to = {"ALL": "*"}.get(item.to, item.to)
-                return pcprot.pc93(self.our_call, now, to, item.sender, item.text, origin=local_origin)
+                return pcprot.pc93(self.our_call, now, to, item.sender, item.text, origin=local_origin,
+                                   t=self.ids.next(now))
             return pcprot.pc12(item.sender, item.text, origin, sysop=item.to == "SYSOP",
                                wx=item.to == "WX", hops=hop)
         if isinstance(item, Wwv):

@@ -7,6 +7,7 @@ DXSpider keeps its duplicate lists across tests."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
@@ -124,3 +125,53 @@ async def test_dxspider_answers_our_pings(nursery, dxspider):
     ham = await peered(nursery, dxspider, ping_interval=1.0, tick=0.1)
     await wait_for(lambda: ham.status.pings_answered >= 2)
     assert ham.status.state == "normal" and ham.status.reconnects == 0
+
+
+async def test_dxspider_announcements_both_ways(nursery, dxspider):
+    """cmd/announce.pl `announce full` goes out as PC93 (DXProtout.pm pc93); users see DXCommandmode.pm
+    announce `"$to$target de $_[0]: $text"`; sh/ann lists DXLogPrint.pm `"$d $r->[3] -> $r->[2] $r->[4]"`."""
+    ham = await peered(nursery, dxspider)
+    spider_user = await Telnet.login(dxspider.port, "G4BBB", DXSPIDER_PROMPT)
+    ham_user = await Telnet.login(ham.port, "G0BBB", HAMSRV_PROMPT)
+    await ham_user.command("announce full hello from hamsrv")
+    # DXSpider users get `\a\a` after announcements (DXCommandmode.pm: `$buf .= "\a\a" if $self->{beep}`)
+    line = await spider_user.line_with(b"hello from hamsrv")
+    assert line.rstrip(b"\a") == b"To ALL de G0BBB: hello from hamsrv"
+    await spider_user.command("announce full hello from dxspider")
+    assert await ham_user.line_with(b"hello from dxspider") == b"To ALL de G4BBB: hello from dxspider"
+    listing = await ham_user.command("sh/ann")
+    assert b" G4BBB -> ALL hello from dxspider\r\n" in listing
+    await ham_user.command("announce only here")  # LOCAL: stays on hamsrv (DXProt.pm send_announce)
+    await spider_user.command("announce full marker")
+    await ham_user.line_with(b"marker")
+    assert ham.status.bulletins_sent == 1
+
+
+async def test_dxspider_wwv_reaches_hamsrv_users(nursery, dxspider):
+    """cmd/wwv.pl builds `PC23^$today^$hour^sfi^a^k^forecast^call^mycall^H99`; our users see
+    DXCommandmode.pm wwv `"WWV de $_[6] <$_[1]>:   SFI=$_[2], A=$_[3], K=$_[4], $_[5]"` and sh/wwv lists
+    Geomag.pm print_item."""
+    ham = await peered(nursery, dxspider)
+    sysop = await Telnet.login(dxspider.port, dxspider.sysop, DXSPIDER_PROMPT)
+    await sysop.command("set/var @Geomag::allowed = qw(G4CCC)")
+    spider_user = await Telnet.login(dxspider.port, "G4CCC", DXSPIDER_PROMPT)
+    ham_user = await Telnet.login(ham.port, "G0CCC", HAMSRV_PROMPT)
+    await spider_user.command("wwv sf=133,a=6,k=2,No Storms")
+    line = await ham_user.line_with(b"WWV de G4CCC")
+    hour = datetime.now(UTC).hour
+    assert line == f"WWV de G4CCC <{hour}>:   SFI=133, A=6, K=2, No Storms".encode()
+    listing = await ham_user.command("sh/wwv")
+    assert f"   {hour:02d}   133   6   2 No Storms".encode() in listing and b"<G4CCC>" in listing
+
+
+async def test_sh_dx_lines_equal_dxspiders(nursery, dxspider):
+    """The same spot listed by DXSpider's sh/dx (Spot.pm formatl) and by ours, byte for byte."""
+    ham = await peered(nursery, dxspider)
+    spider_user = await Telnet.login(dxspider.port, "G4DDD", DXSPIDER_PROMPT)
+    ham_user = await Telnet.login(ham.port, "G0DDD", HAMSRV_PROMPT)
+    await spider_user.command("dx 28021.3 VK3DDD layout check")
+    await ham_user.line_with(b"VK3DDD")
+    await spider_user.stream.send_all(b"sh/dx VK3DDD\r\n")
+    theirs = await spider_user.line_with(b"VK3DDD")
+    ours = (await ham_user.command("sh/dx VK3DDD")).split(b"\r\n")[0]
+    assert ours == theirs and len(ours) == 77
