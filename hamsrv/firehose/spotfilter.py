@@ -15,10 +15,11 @@ An expression is what DXSpider's Spot.pm `$filterdef` accepts, with `and`, `or`,
 | `info` | the comment | text, case-insensitive, anywhere in the comment |
 | `call_dxcc`, `dxcc`, `by_dxcc` | DXCC entity of the DX / spotter | ADIF entity numbers (DXSpider uses its own numbering) |
 | `call_zone`, `zone`, `cq`, `by_zone`, `byzone`, `bycq` | CQ zone of the DX / spotter | numbers |
+| `call_itu`, `itu`, `by_itu`, `byitu` | ITU zone of the DX / spotter | numbers |
 | `call_state`, `state`, `by_state`, `bystate` | US state of the DX / spotter, when the line carried one | two letters |
 
-Words DXSpider has that we cannot honour (`call_itu`, `itu`, `by_itu`, `byitu`: ITU zones are not in our
-prefix table) are refused with a message, never accepted and ignored. Parsing never evaluates code.
+Anything else is refused with a message saying what was not understood, never accepted and ignored,
+and the user's filter stays as it was. Parsing never evaluates code.
 """
 
 from __future__ import annotations
@@ -160,10 +161,10 @@ def _field(word: str, raw: str) -> Predicate:
         key = "spotter_state" if word.startswith("by") else "dx_state"
         return lambda s: s.extra.get(key) in states
     if word in ("call_itu", "itu", "by_itu", "byitu"):
-        raise FilterError(f"{word}: ITU zones are not known on this node; use the CQ zone words "
-                          "(call_zone, by_zone) instead")
-    raise FilterError(f"unknown filter word {word!r} (known: on, call, by, info, origin, call_dxcc, "
-                      "by_dxcc, call_zone, by_zone, call_state, by_state, ip; with and, or, not)")
+        itu = _numbers(word, values, 90)
+        key = "spotter_ituz" if word.startswith("by") else "dx_ituz"
+        return lambda s: (s.extra.get(key) or "").isdecimal() and int(s.extra[key]) in itu
+    raise FilterError(f"unknown filter word {word!r}")  # unreachable: FIELD_WORDS lists the words
 
 
 def _spotter_zone(spot: Spot) -> int | None:
@@ -231,7 +232,8 @@ class _Parser:
         if word in FIELD_WORDS:
             return _field(word, self.take())
         raise FilterError(f"unknown filter word {word!r} (known: on, call, by, info, origin, call_dxcc, "
-                          "by_dxcc, call_zone, by_zone, call_state, by_state, ip; with and, or, not)")
+                          "by_dxcc, call_zone, by_zone, call_itu, by_itu, call_state, by_state, ip; "
+                          "with and, or, not, brackets)")
 
 
 def parse_expression(text: str) -> Predicate:

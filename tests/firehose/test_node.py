@@ -303,3 +303,24 @@ async def test_user_spot_rate(nursery) -> None:
     assert [b"too many spots" in r for r in replies] == [False, False, False, True, True]
     assert node.metric("hamsrv_cluster_user_spots_total") == 3
     assert node.metric("hamsrv_cluster_spots_rate_limited_total") == 2
+
+
+async def test_announce_talk_who_and_rate_limit(nursery):
+    """Announcements reach every user (`To LOCAL de G0ABC: ...`, cmd/announce.pl `my $via = 'LOCAL';`),
+    talks only their addressee (`"$to de $from: $line"`), `e7 => q{callsign $_[0] not visible on the
+    cluster}` for a call not logged in, `dup => q{Sorry, this is a duplicate}`, then the rate limit."""
+    node = await start_node(nursery, limits=ClusterLimits(posts_per_minute=3))
+    alice, bob = await node.connect("G0ABC"), await node.connect("M0XYZ")
+    await alice.command("announce hello everyone")
+    assert await bob.read_until(b"\r\n") == b"To LOCAL de G0ABC: hello everyone\r\n"
+    assert b"To LOCAL de G0ABC: hello everyone" in await alice.read_until(b"everyone\r\n")
+    await alice.command("talk m0xyz psst")
+    assert await bob.read_until(b"\r\n") == b"M0XYZ de G0ABC: psst\r\n"
+    assert b"callsign K1ABC not visible on the cluster" in await alice.command("talk K1ABC hi")
+    assert b"Sorry, this is a duplicate" in await alice.command("announce hello everyone")
+    assert b"too many announcements" in await alice.command("announce once more")
+    who = await alice.command("who")
+    assert re.search(rb"\n     G0ABC USER EXT  [ \d]\d-\w{3}-\d{4} \d{4}Z           +127\.0\.0\.1", who)
+    assert b"Callsigns connected to GB7HAM\r\nG0ABC        M0XYZ" in await alice.command("sh/users")
+    assert b"G0ABC -> LOCAL hello everyone" in await bob.command("sh/ann")
+    assert b"psst" not in alice.buffer

@@ -344,7 +344,7 @@ def test_cc_cluster_set_filter():
     (b"accept/spots on 21m", b"unknown band '21m'"),
     (b"accept/spots on hf/xyz", b"unknown mode 'xyz'"),
     (b"accept/spots by", b"ends too early"),
-    (b"accept/spots on hf/cw and not by_itu 27", b"ITU zones are not known"),
+    (b"accept/spots on hf/cw and not by_itu 99", b"numbers from 1 to 90"),
     (b"accept/spots on hf/cw and frob 14", b"unknown filter word 'frob'"),
     (b"accept/spots (on hf/cw or call G", b"ends too early"),
     (b"accept/spots by_zone 77", b"numbers from 1 to 40"),
