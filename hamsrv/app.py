@@ -23,7 +23,7 @@ from hamsrv.firehose.bulletins import Board
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.links import parse_links, serve_links
+from hamsrv.firehose.links import parse_commands, parse_links, serve_links
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
 from hamsrv.firehose.peering import Peering, parse_peers
 from hamsrv.firehose.qso_events import listen_qsos
@@ -110,7 +110,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
                                              config.cluster_idle_hours * 3600, config.cluster_spot_rate)))
                 link_states = await root.start(lambda task_status: serve_links(
-                    hub, links, metrics=metrics, board=board, task_status=task_status))
+                    hub, links, metrics=metrics, board=board, task_status=task_status,
+                    commands=parse_commands(config.cluster_link_commands)))
                 peer_states = await root.start(Peering(hub, board, peers).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             imports = JobRunner(db)

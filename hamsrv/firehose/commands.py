@@ -79,7 +79,9 @@ def dx(s: ClusterSession, args: str) -> list[Event]:
                 spotter_grid=s.qra[:4] if s.qra else None)
     if _base(dx_call) == _base(s.call) and freq < SELF_SPOT_MIN_KHZ:
         # cmd/dx.pl: `trying to self spot below ${Spot::minselfspotqrg}KHz ..., not passed on to cluster`
-        spot.extra["local_only"] = "self spot"
+        # and `if ($freq =~ /^69/ || $localonly) { $self->dx_spot(undef, undef, @spot); return (1); }`:
+        # the spotter alone sees it; it is neither stored nor passed on
+        return [reply(s.format_spot(spot))]
     return [Publish(spot, by_user=True)]
 
 

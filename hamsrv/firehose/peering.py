@@ -164,7 +164,7 @@ class Peering:
         for entry in entries:
             spot = entry.spot
             local = spot.source == "user"
-            if not (local or spot.source.startswith("peer:")) or spot.extra.get("local_only"):
+            if not (local or spot.source.startswith("peer:")):
                 continue
             for link in self._live:
                 if link.protocol.state is PeerState.NORMAL and spot.source != link.source:

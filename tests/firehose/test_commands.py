@@ -204,3 +204,15 @@ def test_who_and_show_users_layouts():
     assert format_users("users", "GB7HAM", many).decode().splitlines() == [
         "Callsigns connected to GB7HAM", "G0ABC        G1ABC        G2ABC        G3ABC        G4ABC",
         "G5ABC"]
+
+
+def test_self_spot_below_1240_mhz_stays_with_the_spotter():
+    """cmd/dx.pl: `if (($spotted =~ /$spotternoid/ || $spotted =~ /$callnoid/) && $freq <
+    $Spot::minselfspotqrg)` (`our $minselfspotqrg = 1240000;`) -> `$localonly++`: shown to the spotter
+    only, not stored, not passed on."""
+    session = user("G4ABC-2")
+    events = session.receive_data(b"dx 14025 G4ABC/P cq\r\n")
+    assert not [e for e in events if isinstance(e, Publish)]
+    assert b"DX de G4ABC-2:   14025.0  G4ABC/P      cq" in b"".join(e.data for e in events if isinstance(e, Send))
+    [spot] = [e for e in session.receive_data(b"dx 1296100 G4ABC cq\r\n") if isinstance(e, Publish)]
+    assert spot.spot.dx == "G4ABC"  # 23 cm and up: self-spots are allowed
