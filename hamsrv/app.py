@@ -19,7 +19,7 @@ from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bridge import Bridge
-from hamsrv.firehose.bulletins import Board
+from hamsrv.firehose.bulletins import Board, firehose_message
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.hub import Hub
@@ -114,6 +114,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                     commands=parse_commands(config.cluster_link_commands)))
                 peer_states = await root.start(Peering(hub, board, peers).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
+            board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
             imports = JobRunner(db)
             await root.start(imports.run)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,

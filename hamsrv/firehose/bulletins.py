@@ -145,6 +145,15 @@ class Board:
             await self._wakeup.wait()
 
 
+def firehose_message(posted: Posted) -> dict[str, object] | None:
+    """The firehose's `announce` message for an announcement users may all see (not talks, not SYSOP)."""
+    item = posted.item
+    if not isinstance(item, Announce) or item.to == "SYSOP":
+        return None
+    return {"type": "announce", "from": item.sender, "to": item.to, "text": item.text,
+            "time": posted.when.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WWV_HEADER = "Date        Hour   SFI   A   K Forecast                              Logger"  # Messages wwv3
 WCY_HEADER = "Date        Hour   SFI   A   K Exp.K   R SA    GMF   Aurora   Logger"  # Messages wcy3
