@@ -43,6 +43,7 @@ OBSCOUNT = 2  # DXProt.pm `$obscount = 2`: pings that may go unanswered
 KEEPALIVE_INTERVAL = 3600.0  # DXProt.pm `$pc92_keepalive_period = 1*60*60`
 WWV_MAX_AGE = timedelta(hours=1)  # DXProt.pm `$pc23_max_age = 1*3600`
 BULLETIN_MAX_AHEAD = timedelta(seconds=1500)  # handle_23/73: `$d > $main::systime + 1500`
+INIT_TIMEOUT = 60.0  # seconds from login to the peer's PC22 (ExtMsg.pm's login timeout is 60 s too)
 
 
 class PeerState(enum.Enum):
@@ -86,7 +87,7 @@ class PeerProtocol:
 
     def __init__(self, our_call: str, *, ping_interval: float = PING_INTERVAL, obscount: int = OBSCOUNT,
                  clock: Callable[[], datetime] | None = None, users: Callable[[], int] = lambda: 0,
-                 started: float = 0.0):
+                 started: float = 0.0, init_timeout: float = INIT_TIMEOUT):
         self.our_call = our_call.upper()
         self.ping_interval, self.obscount = ping_interval, obscount
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -97,6 +98,7 @@ class PeerProtocol:
         self.pc9x = False
         self.nopings = obscount
         self.last_ping = started  # DXProt.pm start: `$self->{lastping} = $main::systime`
+        self.init_deadline = started + init_timeout
         self.ping_times = 0  # answers received
         self.next_keepalive = started + KEEPALIVE_INTERVAL
         self.dropped: dict[str, int] = {}  # reason -> sentences dropped, for /healthz
@@ -213,7 +215,11 @@ class PeerProtocol:
     # ---- timers
 
     def tick(self, now: float) -> list[Action]:
-        """DXProt.pm process, run every 10 s: pings with the miss rule, and the hourly PC92 K."""
+        """DXProt.pm process, run every 10 s: pings with the miss rule, and the hourly PC92 K; a peer
+        that has not finished its initialisation (PC22) within the init timeout is given up."""
+        if self.state is PeerState.INIT and now >= self.init_deadline:
+            self.state = PeerState.CLOSED
+            return [Close("no PC18/PC22 initialisation from the peer")]
         if self.state is not PeerState.NORMAL:
             return []
         actions: list[Action] = []

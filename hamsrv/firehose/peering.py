@@ -145,12 +145,12 @@ class Peering:
 
     def __init__(self, hub: Hub, board: Board, configs: Sequence[PeerConfig], *,
                  users: Callable[[], int] = lambda: 0, backoff: Backoff = DEFAULT_BACKOFF,
-                 ping_interval: float | None = None, tick: float = TICK,
+                 ping_interval: float | None = None, tick: float = TICK, init_timeout: float = 60.0,
                  login_timeout: float = LOGIN_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
                  draw: Callable[[], float] = _random.random, clock: Callable[[], datetime] = _utc_now):
         self.hub, self.board, self.configs = hub, board, list(configs)
         self.users, self.backoff, self.draw, self.clock = users, backoff, draw, clock
-        self.ping_interval, self.tick = ping_interval, tick
+        self.ping_interval, self.tick, self.init_timeout = ping_interval, tick, init_timeout
         self.login_timeout, self.connect_timeout = login_timeout, connect_timeout
         self.statuses = [PeerStatus(cfg.name, cfg.our_call) for cfg in self.configs]
         self._live: list[_Link] = []
@@ -229,7 +229,7 @@ class Peering:
         pending = await self._login(cfg, stream, reader)
         options: dict[str, Any] = {} if self.ping_interval is None else {"ping_interval": self.ping_interval}
         protocol = PeerProtocol(cfg.our_call, clock=self.clock, users=self.users,
-                                started=trio.current_time(), **options)
+                                started=trio.current_time(), init_timeout=self.init_timeout, **options)
         link = _Link(cfg, status, protocol)
         status.state, status.dropped = "init", protocol.dropped
         self._live.append(link)

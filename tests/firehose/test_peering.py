@@ -77,7 +77,8 @@ class ScriptedPeer:
                     line = raw.decode()
                     if not session.login:
                         session.login = line
-                        await session.send("0", self.pc18)
+                        if self.pc18:
+                            await session.send("0", self.pc18)
                         continue
                     session.received.append(line)
                     if line == "PC20^":
@@ -283,3 +284,12 @@ async def test_old_software_gets_pc19_and_pc11(nursery):
     await user.command("dx 7005 K1ABC")
     await wait_for(lambda: session.got("PC11"))
     assert session.got("PC11")[0].endswith("^ ^G4ABC^GB7HAM^H25^~")
+
+
+async def test_peer_that_never_initialises_is_given_up(nursery):
+    """A node that logs us in but never sends PC18/PC22 is dropped after the init timeout and re-dialled."""
+    peer = ScriptedPeer(pc18="")
+    world = await start_world(nursery, [await start_peer(nursery, peer)], tick=0.02, init_timeout=0.3)
+    await wait_for(lambda: len(peer.sessions) >= 2)
+    assert world.peering.statuses[0].last_error == "no PC18/PC22 initialisation from the peer"
+    assert peer.sessions[0].received == []  # we said nothing but our call
