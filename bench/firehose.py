@@ -113,7 +113,7 @@ async def measure_run(server: RunningServer, clients: int, rate: float, timing: 
             receivers.append(await Child.start(
                 "receive", "--port", str(server.ws_port), "--path", server.ws_path,
                 "--clients", str(share), "--latency-clients", str(sampled),
-                "--cpus", args.generator_cpus))
+                "--cpus", args.generator_cpus, *(["--deflate"] if args.deflate else [])))
         connected = [await r.expect("connected", 60 + clients / 20) for r in receivers]
         publisher = await Child.start(
             "publish", "--ingress", server.ingress, "--port", str(server.ingress_port),
@@ -232,7 +232,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     if not any(run["server"] in PEER_NAMES and "error" not in run for run in runs):
         print("warning: no peer completed, so there are no CPU ratios", file=sys.stderr)
     return {
-        "matrix": args.matrix or "custom", "started": started,
+        "matrix": args.matrix or "custom", "started": started, "deflate": args.deflate,
         "machine": f"{platform.node()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
                    f"Python {platform.python_version()}",
         "server_cpus": args.server_cpus, "generator_cpus": args.generator_cpus,
@@ -265,6 +265,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="clients, spread evenly, whose every spot is timed")
     parser.add_argument("--server-cpus", default="0", help="taskset CPU list for the server")
     parser.add_argument("--generator-cpus", default="1", help="CPU list for the load generator")
+    parser.add_argument("--deflate", action="store_true",
+                        help="clients offer permessage-deflate (servers that decline it send plain frames)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     parser.add_argument("--name", help="file name stem (default firehose-<matrix>)")
     args = parser.parse_args(argv)
@@ -280,7 +282,8 @@ def main(argv: list[str] | None = None) -> None:
     raise_fd_limit()
     pin_to_cpus(args.generator_cpus)
     report = asyncio.run(bench(args))
-    for path in write_reports(report, args.out, args.name or f"firehose-{report['matrix']}"):
+    default_name = f"firehose-{report['matrix']}" + ("-deflate" if args.deflate else "")
+    for path in write_reports(report, args.out, args.name or default_name):
         print(f"wrote {path}")
 
 

@@ -27,6 +27,7 @@ import resource
 import socket
 import sys
 import time
+import zlib
 from typing import cast
 
 # Every spot's comment starts with "<phase>=<publish time, ms> n=<seq>". Only phase "t" (the
@@ -170,6 +171,57 @@ class StreamScanner:
         return whole
 
 
+class DeflateScanner:
+    """Counts spots for a client that negotiated permessage-deflate: its frames are compressed, so it
+    walks frames (cheap: compressed traffic is a tenth of the plain bytes) and inflates each distinct
+    frame once per process (every client of a group gets the same bytes), via `inflated`, shared.
+    Pings are answered through `pongs`, which the client writes out after each read."""
+
+    __slots__ = ("buffer", "spots", "histogram", "pongs")
+    inflated: dict[bytes, tuple[int, ...]] = {}  # compressed payload -> its measured timestamps
+
+    def __init__(self, timed: bool) -> None:
+        self.buffer = bytearray()
+        self.spots = 0
+        self.histogram: dict[int, int] | None = {} if timed else None
+        self.pongs: list[bytes] = []
+
+    def feed(self, buf: Buffer, size: int, now_ms: int, memo: FrameMemo) -> bool:
+        self.buffer += buf[:size]
+        data = self.buffer
+        while len(data) >= 2:
+            length, offset = data[1] & 0x7F, 2
+            if length == 126:
+                length, offset = int.from_bytes(data[2:4], "big"), 4
+            elif length == 127:
+                length, offset = int.from_bytes(data[2:10], "big"), 10
+            if len(data) < offset + length:
+                break
+            first, payload = data[0], bytes(data[offset:offset + length])
+            del data[:offset + length]
+            if first & 0x0F == 0x9:
+                self.pongs.append(pong_frame(payload))
+            elif first & 0x0F in (0x1, 0x2):
+                stamps = self._stamps(payload, compressed=bool(first & 0x40))
+                self.spots += len(stamps)
+                if self.histogram is not None:
+                    for stamp in stamps:
+                        delay = min(max(now_ms - stamp, 0), LATENCY_CAP_MS)
+                        self.histogram[delay] = self.histogram.get(delay, 0) + 1
+        return True
+
+    def _stamps(self, payload: bytes, compressed: bool) -> tuple[int, ...]:
+        if not compressed:
+            return stamps_in(payload, len(payload))
+        found = self.inflated.get(payload)
+        if found is None:
+            if len(self.inflated) >= 4096:
+                self.inflated.clear()
+            plain = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff")
+            found = self.inflated[payload] = stamps_in(plain, len(plain))
+        return found
+
+
 def find_ping(data: bytes) -> bytes | None:
     """Payload of a server ping frame (0x89) in `data`, if one seems to be there.
 
@@ -246,9 +298,9 @@ FRAME_MEMO = FrameMemo()
 class FirehoseClient(asyncio.BufferedProtocol):
     """One raw WebSocket subscriber: hand-made handshake, then scanning reads in place."""
 
-    def __init__(self, request: bytes, timed: bool) -> None:
+    def __init__(self, request: bytes, timed: bool, deflate: bool = False) -> None:
         self.request = request
-        self.scanner = StreamScanner(timed)
+        self.scanner: StreamScanner | DeflateScanner = DeflateScanner(timed) if deflate else StreamScanner(timed)
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.head = b""
         self.transport: asyncio.Transport | None = None
@@ -268,6 +320,9 @@ class FirehoseClient(asyncio.BufferedProtocol):
         timed = self.scanner.histogram is not None
         whole = self.scanner.feed(RECEIVE_BUFFER, nbytes, int(time.time() * 1000) if timed else 0,
                                   FRAME_MEMO)
+        if isinstance(self.scanner, DeflateScanner) and self.scanner.pongs and self.transport:
+            self.transport.write(b"".join(self.scanner.pongs))
+            self.scanner.pongs.clear()
         if not whole and RECEIVE_BUFFER.find(b"\x89", 0, nbytes) >= 0 and self.transport:
             payload = find_ping(bytes(RECEIVE_BUFFER[:nbytes]))
             if payload is not None:
@@ -284,6 +339,8 @@ class FirehoseClient(asyncio.BufferedProtocol):
         if b" 101 " not in status + b" ":
             self.fail(f"handshake refused: {status.decode(errors='replace')}")
             return
+        if isinstance(self.scanner, DeflateScanner) and b"permessage-deflate" not in self.head[:end].lower():
+            self.scanner = StreamScanner(self.scanner.histogram is not None)  # declined: plain frames
         rest, self.head = self.head[end + 4:], b""
         self.opened.set_result(None)
         if rest:
@@ -301,10 +358,13 @@ class FirehoseClient(asyncio.BufferedProtocol):
             self.opened.set_exception(ConnectionError(f"closed during handshake: {exc}"))
 
 
-def handshake_request(host: str, port: int, path: str) -> bytes:
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"  # as browsers offer
+
+
+def handshake_request(host: str, port: int, path: str, deflate: bool = False) -> bytes:
     key = base64.b64encode(os.urandom(16)).decode()
     return (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{DEFLATE_OFFER if deflate else ''}"
             f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
 
 
@@ -327,7 +387,8 @@ async def open_client(args: argparse.Namespace, index: int, sample: bool,
                 sock.setblocking(False)
                 await asyncio.wait_for(loop.sock_connect(sock, (args.host, args.port)),
                                        HANDSHAKE_TIMEOUT)
-                client = FirehoseClient(handshake_request(args.host, args.port, args.path), sample)
+                client = FirehoseClient(handshake_request(args.host, args.port, args.path, args.deflate), sample,
+                                        args.deflate)
                 await loop.create_connection(functools.partial(_same, client), sock=sock)
                 await asyncio.wait_for(client.opened, HANDSHAKE_TIMEOUT)
                 return client
@@ -483,6 +544,7 @@ def main() -> None:
                       help="clients (spread evenly) that also read every timestamp")
     recv.add_argument("--sources", type=int, default=8, help="number of 127.0.0.x source addresses")
     recv.add_argument("--first-source", type=int, default=2, help="x of the first 127.0.0.x")
+    recv.add_argument("--deflate", action="store_true", help="offer permessage-deflate, as browsers do")
     pub = sub.add_parser("publish", help="one spot publisher")
     pub.add_argument("--ingress", choices=("cluster", "line", "http"), required=True)
     pub.add_argument("--path", default="/pub", help="HTTP publish path")

@@ -107,7 +107,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"# Firehose bench: {report['matrix']} ({report['started']})", "",
         f"{report['machine']}. Server pinned to CPU {report['server_cpus']}, load generator to CPU "
         f"{report['generator_cpus']}. Each run: {report['warmup_s']:g} s warm-up, "
-        f"{report['window_s']:g} s measured window, {report['drain_s']:g} s for late spots.", "",
+        f"{report['window_s']:g} s measured window, {report['drain_s']:g} s for late spots."
+        + (" Clients offered permessage-deflate as browsers do (servers that decline it send plain frames)."
+           if report.get("deflate") else ""), "",
         "| server | clients | spots/s | deliveries/s | delivered | p50 ms | p99 ms | server CPU | "
         "CPU-s / M deliveries | peak RSS MiB | generator CPU | notes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",

@@ -7,6 +7,7 @@ HTTP stops accepting and lets requests in flight finish, then everything else is
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import ssl
@@ -31,8 +32,14 @@ from hamsrv.firehose.ring import SpotRing
 from hamsrv.http.api import create_app
 from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
+from hamsrv.http.mtls import serve_auth
+from hamsrv.identity.cluster_login import ClusterSignIn
+from hamsrv.identity.policy import Policy
+from hamsrv.identity.sessions import sweep_expired
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.sync import noaa
+from hamsrv.sync import service as sync_service
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
@@ -49,6 +56,7 @@ class Running:
     db: Database
     hub: Hub
     shutdown: trio.Event
+    auth_port: int = 0  # the LoTW certificate sign-in listener (0: off)
 
 
 async def _on_signals(shutdown: trio.Event, cancel: trio.CancelScope) -> None:
@@ -108,7 +116,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         hub, config.cluster.host, config.cluster.port, node_call=config.node_call, board=board,
                         feeds=feeds, metrics=metrics, task_status=task_status,
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
-                                             config.cluster_idle_hours * 3600, config.cluster_spot_rate)))
+                                             config.cluster_idle_hours * 3600, config.cluster_spot_rate),
+                        check_secret=ClusterSignIn(db).check))
                 link_states = await root.start(lambda task_status: serve_links(
                     hub, links, metrics=metrics, board=board, task_status=task_status,
                     commands=parse_commands(config.cluster_link_commands)))
@@ -117,13 +126,17 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
             imports = JobRunner(db)
             await root.start(imports.run)
+            scheduler = await root.start(sync_service.serve_syncs, config, db, metrics)
+            root.start_soon(sweep_expired, db)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
-                             web_dir=config.web_dir, cty=table)
+                             web_dir=config.web_dir, cty=table, identity=Policy.from_config(config))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["peers"] = lambda: [s.as_dict() for s in peer_states]
             state.health_extras["firehose"] = firehose.statistics
+            state.health_extras["syncs"] = sync_service.health(scheduler)
+            state.latest_solar = functools.partial(noaa.latest_reading, db)
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:
@@ -143,11 +156,13 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                     app, firehose, config.http.host, config.http.port, ssl_context=ssl_context,
                     grace=config.shutdown_grace, shutdown=stop_http, reuse_port=role is not None,
                     task_status=task_status))
+                auth_port = await front.start(serve_auth, state, config, stop_http, role is not None) \
+                    if config.client_ca is not None else 0
                 if primary is not None:  # last: the supervisor takes the intake socket as "ready"
                     await front.start(primary.serve_intake)
                 log.info("hamsrv ready: http %s:%d, cluster %s:%d", config.http.host, http_port,
                          config.cluster.host, cluster_port)
-                task_status.started(Running(http_port, cluster_port, db, hub, shutdown))
+                task_status.started(Running(http_port, cluster_port, db, hub, shutdown, auth_port))
                 await shutdown.wait()
                 with trio.move_on_after(1.0):
                     await firehose.close_all(1001)

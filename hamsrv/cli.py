@@ -18,6 +18,7 @@ from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
 from hamsrv.ingest.cli import add_commands
+from hamsrv.sync.cli import add_commands as add_sync_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
 
@@ -91,6 +92,24 @@ def cmd_user_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_user_set(args: argparse.Namespace) -> int:
+    """`hamsrv user role CALL admin|user` and `hamsrv user trust CALL none|low|medium|high`."""
+    from hamsrv.identity.sessions import TRUST_NAMES, set_role, set_trust, trust_level
+
+    async def action(db: Database) -> None:
+        if args.user_command == "role":
+            user = await set_role(db, args.callsign, args.value)
+        else:
+            user = await set_trust(db, args.callsign, trust_level(args.value))
+        if user is None:
+            raise HamsrvError(f"no user {args.callsign.upper()}")
+        print(f"{user['callsign']}: roles {', '.join(['user', *user['roles']])}; "
+              f"trust {TRUST_NAMES[user['trust_level']]}")
+
+    trio.run(_with_db, _config(args), action)
+    return 0
+
+
 def cmd_cty_update(args: argparse.Namespace) -> int:
     from hamsrv.cty import install_cty
 
@@ -122,10 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("token", cmd_user_token, "issue another API token for a user", user)
     p.add_argument("callsign")
     p.add_argument("--name", default="cli")
+    p = command("role", cmd_user_set, "make a user an admin, or a plain user again", user)
+    p.add_argument("callsign")
+    p.add_argument("value", choices=["admin", "user"])
+    p = command("trust", cmd_user_set, "set a user's trust level by hand", user)
+    p.add_argument("callsign")
+    p.add_argument("value", choices=["none", "low", "medium", "high"])
     cty_cmd = sub.add_parser("cty", help="the DXCC prefix table").add_subparsers(dest="cty_command", required=True)
     p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd)
     p.add_argument("file", type=Path)
     add_commands(command)
+    add_sync_commands(command)
     return parser
 
 

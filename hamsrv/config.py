@@ -66,6 +66,13 @@ def parse_workers(text: str) -> int:
     return int(parse_positive(int)(text))
 
 
+def _redis_url(text: str) -> str:
+    from hamsrv.firehose.resp import parse_url as parse_redis_url  # the one place that reads these URLs
+
+    parse_redis_url(text)
+    return text
+
+
 def _optional_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -129,14 +136,61 @@ class Config:
         "env": "HAMSRV_WORKERS", "parse": parse_workers,
         "help": "worker processes sharing the public port and one spot ring (a number, or auto)"})
     redis_url: str | None = field(default=None, metadata={
-        "env": "HAMSRV_REDIS_URL", "parse": parse_url(("redis", "unix")),
-        "help": "Redis for cross-node spot fan-out (redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH)"})
+        "env": "HAMSRV_REDIS_URL", "parse": _redis_url,
+        "help": "Redis for cross-node spot fan-out: redis://[:PASSWORD@]HOST[:PORT][/DB], unix:///PATH, "
+                "redis+sentinel://HOST[:PORT][,HOST...]/MASTER[/DB] or redis+cluster://HOST[:PORT][,HOST...]"})
     node_id: str | None = field(default=None, metadata={
         "env": "HAMSRV_NODE_ID", "parse": str,
         "help": "this node's id among nodes sharing Redis (default: random at each start)"})
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
+    syncs: str = field(default="fcc,noaa", metadata={
+        "env": "HAMSRV_SYNCS", "parse": str,
+        "help": "timed syncs `hamsrv serve` runs: fcc, noaa, pdns, comma separated (empty: none)"})
+    fcc_url: str = field(default="https://data.fcc.gov/download/pub/uls", metadata={
+        "env": "HAMSRV_FCC_URL", "parse": parse_url(("http", "https")),
+        "help": "FCC ULS folder holding complete/l_amat.zip and daily/l_am_*.zip"})
+    noaa_url: str = field(default="https://services.swpc.noaa.gov", metadata={
+        "env": "HAMSRV_NOAA_URL", "parse": parse_url(("http", "https")),
+        "help": "NOAA SWPC base URL (holding products/... and json/...)"})
+    dns_zone: str | None = field(default=None, metadata={
+        "env": "HAMSRV_DNS_ZONE", "parse": str,
+        "help": "member DNS zone, e.g. hams.example. (K1ABC owns k1abc.hams.example.)"})
+    pdns_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_URL", "parse": parse_url(("http", "https")),
+        "help": "PowerDNS HTTP API, e.g. http://127.0.0.1:8081 (off when unset)"})
+    pdns_key: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_KEY", "parse": str, "help": "PowerDNS API key (X-API-Key)"})
+    pdns_server: str = field(default="localhost", metadata={
+        "env": "HAMSRV_PDNS_SERVER", "parse": str, "help": "PowerDNS server id in the API path"})
+    dns_quota: int = field(default=20, metadata={
+        "env": "HAMSRV_DNS_QUOTA", "parse": parse_positive(int), "help": "member DNS records per user"})
+    auth: Bind = field(default=Bind("127.0.0.1", 8444), metadata={
+        "env": "HAMSRV_AUTH_BIND", "parse": parse_bind,
+        "help": "LoTW certificate sign-in listener (mTLS; on only with HAMSRV_CLIENT_CA)"})
+    client_ca: Path | None = field(default=None, metadata={
+        "env": "HAMSRV_CLIENT_CA", "parse": _optional_file,
+        "help": "CA bundle (PEM) that issues client certificates: ARRL's LoTW root and production CA"})
+    client_crl: Path | None = field(default=None, metadata={
+        "env": "HAMSRV_CLIENT_CRL", "parse": _optional_file,
+        "help": "certificate revocation list(s) for client certificates (PEM or DER; re-read when changed)"})
+    session_days: float = field(default=30.0, metadata={
+        "env": "HAMSRV_SESSION_DAYS", "parse": parse_positive(float), "help": "days a sign-in lasts"})
+    smtp_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_SMTP_URL", "parse": parse_url(("smtp", "smtps", "smtp+starttls")),
+        "help": "mail server for e-mail sign-in codes: smtp[s|+starttls]://[USER:PASS@]HOST[:PORT]"})
+    mail_from: str = field(default="hamsrv@localhost", metadata={
+        "env": "HAMSRV_MAIL_FROM", "parse": str, "help": "sender address of sign-in mails"})
+    qrz_url: str = field(default="https://www.qrz.com/db/", metadata={
+        "env": "HAMSRV_QRZ_URL", "parse": parse_url(("http", "https")),
+        "help": "QRZ callsign pages (the callsign is appended) for QRZ biography sign-in"})
+    rate_api: float = field(default=50.0, metadata={
+        "env": "HAMSRV_RATE_API", "parse": parse_positive(float),
+        "help": "API requests a second per IP address and per user (bursts of 10 s worth)"})
+    rate_signin: float = field(default=10.0, metadata={
+        "env": "HAMSRV_RATE_SIGNIN", "parse": parse_positive(float),
+        "help": "sign-in attempts a minute per IP address"})
     cluster_peers: str = field(default="", metadata={
         "env": "HAMSRV_CLUSTER_PEERS", "parse": str,
         "help": "peer nodes spoken to in the PC protocol, host:port/OURCALL, comma separated"})
@@ -184,4 +238,7 @@ def load(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] | None =
     config = replace(Config(), **values)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise ConfigError("HAMSRV_TLS_CERT and HAMSRV_TLS_KEY must be given together")
+    if config.client_ca is not None and not config.tls:
+        raise ConfigError("HAMSRV_CLIENT_CA needs HAMSRV_TLS_CERT and HAMSRV_TLS_KEY (the mTLS listener's "
+                          "own certificate)")
     return config

@@ -85,6 +85,7 @@ class Spot:
     origin: str | None = None
     id: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    verified: bool = False  # the spotter signed in to this node with a password or token
 
 
 def bounded_int(text: str, hi: int) -> int | None:

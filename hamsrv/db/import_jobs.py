@@ -30,13 +30,6 @@ async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | Non
     return existing[0]["id"], False
 
 
-async def job_for_key(db: Database, owner_id: int, idempotency_key: str) -> int | None:
-    """The id of the owner's job made with this idempotency key, if any."""
-    row = await db.fetchrow("SELECT id FROM import_jobs WHERE owner_id = %s AND idempotency_key = %s",
-                            [owner_id, idempotency_key])
-    return None if row is None else int(row["id"])
-
-
 async def add_chunk(conn: TrioConnection, job_id: int, seq: int, data: bytes) -> None:
     await execute_on(conn, "INSERT INTO import_chunks (job_id, seq, data) VALUES (%s, %s, %s)", [job_id, seq, data])
 

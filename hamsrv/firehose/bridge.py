@@ -107,7 +107,7 @@ class Bridge:
         task_status.started()
         while True:
             try:
-                async with await Redis.connect(self.url) as redis:
+                async with await Redis.connect(self.url, key=self.stream) as redis:
                     if what == "read" and self._last_id == "$":
                         self._last_id = await self._stream_end(redis)
                     self.stats.connected, attempt = True, 0

@@ -76,7 +76,7 @@ def dx(s: ClusterSession, args: str) -> list[Event]:
     comment = words[2][:MAX_COMMENT].strip() if len(words) > 2 else ""
     spot = Spot(spotter=s.call, freq=freq, dx=dx_call, comment=comment,
                 time=s.clock().replace(microsecond=0), band=band, source="user", origin=s.node_call,
-                spotter_grid=s.qra[:4] if s.qra else None)
+                spotter_grid=s.qra[:4] if s.qra else None, verified=s.verified)
     if _base(dx_call) == _base(s.call) and freq < SELF_SPOT_MIN_KHZ:
         # cmd/dx.pl: `trying to self spot below ${Spot::minselfspotqrg}KHz ..., not passed on to cluster`
         # and `if ($freq =~ /^69/ || $localonly) { $self->dx_spot(undef, undef, @spot); return (1); }`:

@@ -68,4 +68,13 @@ class ShowUsers:
     kind: str  # who, users
 
 
-Event = Send | Publish | ShowDx | LoggedIn | Disconnect | Post | ShowBulletins | ShowUsers
+@dataclass(frozen=True, slots=True)
+class CheckSecret:
+    """`login: CALL SECRET` on a node with accounts: the server checks the account's cluster password or
+    API token and answers with `secret_checked` (identity/cluster_login.py)."""
+
+    call: str
+    secret: str
+
+
+Event = Send | Publish | ShowDx | LoggedIn | Disconnect | Post | ShowBulletins | ShowUsers | CheckSecret

@@ -21,6 +21,7 @@ queue and are sent by the writer task with `send_all` (correct; not the fast pat
 
 from __future__ import annotations
 
+import enum
 import itertools
 import json
 import os
@@ -64,10 +65,9 @@ def control_frame(message: Mapping[str, object]) -> bytes:
     return ws.encode_frame(ws.OP_TEXT, json.dumps(message, separators=(",", ":")).encode())
 
 
-def json_frame(entries: Sequence[RingEntry]) -> bytes:
-    """A text frame holding a JSON array of the ring's pre-encoded spots (nothing is re-encoded)."""
-    body = b",".join([e.json for e in entries])
-    return b"".join((ws.frame_header(ws.OP_TEXT, len(body) + 2), b"[", body, b"]"))
+def _json_parts(entries: Sequence[RingEntry]) -> list[bytes]:
+    """A JSON array of the ring's pre-encoded spots (nothing is re-encoded)."""
+    return [b"[", b",".join([e.json for e in entries]), b"]"]
 
 
 def _packed(entry: RingEntry) -> bytes:
@@ -76,46 +76,69 @@ def _packed(entry: RingEntry) -> bytes:
     return entry.packed
 
 
-def msgpack_frame(entries: Sequence[RingEntry]) -> bytes:
-    """A binary frame holding a msgpack array of spot maps, each map encoded once and shared."""
+def _msgpack_parts(entries: Sequence[RingEntry]) -> list[bytes]:
+    """A msgpack array of spot maps, each map encoded once and shared."""
     n = len(entries)
     header = (bytes((0x90 | n,)) if n < 16 else struct.pack("!BH", 0xDC, n) if n < 0x10000
               else struct.pack("!BI", 0xDD, n))
-    packed = [_packed(e) for e in entries]
-    size = len(header) + sum(map(len, packed))
-    return b"".join((ws.frame_header(ws.OP_BINARY, size), header, *packed))
+    return [header, *map(_packed, entries)]
 
 
-def spot_frame(entries: Sequence[RingEntry], binary: bool) -> bytes:
-    return msgpack_frame(entries) if binary else json_frame(entries)
+def spot_frame(entries: Sequence[RingEntry], binary: bool, window_bits: int = 0) -> bytes:
+    """One frame of spots: JSON text, or msgpack binary; compressed on its own (permessage-deflate with
+    no context takeover) when `window_bits` is set, so the same bytes suit every client of a group."""
+    parts = _msgpack_parts(entries) if binary else _json_parts(entries)
+    opcode = ws.OP_BINARY if binary else ws.OP_TEXT
+    if window_bits:
+        payload = ws.deflate_message(b"".join(parts), window_bits)
+        return ws.frame_header(opcode, len(payload), compressed=True) + payload
+    return b"".join((ws.frame_header(opcode, sum(map(len, parts))), *parts))
 
 
 # ---------------------------------------------------------------- connections
+
+class State(enum.Enum):
+    """Where a connection is in its life. `_MOVES` lists every allowed transition (as h11's _state.py
+    does), and `Firehose._move` is the only place that changes a client's state."""
+
+    LIVE = "live"  # in its filter group: gets each tick's frame
+    BEHIND = "behind"  # a cursor into the ring: joined with an old `since`, or too slow for live frames
+    CLOSING = "closing"  # our close frame is queued: no more spots, reading until the client's close
+    FINISHING = "finishing"  # reading is over: flush what is queued, half-close, wait for the hang-up
+    DEAD = "dead"  # nothing more is written: the socket broke, or the connection is being forgotten
+
+
+_MOVES: dict[State, frozenset[State]] = {
+    State.LIVE: frozenset((State.BEHIND, State.CLOSING, State.FINISHING, State.DEAD)),  # slow / close / EOF / broken
+    State.BEHIND: frozenset((State.LIVE, State.CLOSING, State.FINISHING, State.DEAD)),  # caught up / ...
+    State.CLOSING: frozenset((State.FINISHING, State.DEAD)),  # client answered (or timed out) / broken
+    State.FINISHING: frozenset((State.DEAD,)),
+    State.DEAD: frozenset(),
+}
+_OPEN = frozenset((State.LIVE, State.BEHIND))  # states in which we still talk to the client
+
 
 class _Client:
     """One connection. `pending` holds (frame, prev_seq) items not yet fully written; prev_seq is the
     ring position before a spot frame (None for control frames), so dropping frames yields a cursor."""
 
-    __slots__ = ("stream", "fd", "filter", "binary", "group", "pending", "head_offset", "pending_bytes",
-                 "behind", "cursor", "close_sent", "finishing", "flushed", "dead", "wakeup", "scope", "read_scope",
-                 "keepalive_scope", "last_heard")
+    __slots__ = ("stream", "fd", "filter", "binary", "window_bits", "group", "pending", "head_offset", "pending_bytes",
+                 "state", "cursor", "flushed", "wakeup", "scope", "read_scope", "keepalive_scope", "last_heard")
 
-    def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool):
+    def __init__(self, stream: trio.abc.Stream, spot_filter: SpotFilter, binary: bool, window_bits: int):
         self.stream = stream
         # Only a plain socket may be written directly; TLS and other streams go through send_all.
         self.fd = stream.socket.fileno() if isinstance(stream, trio.SocketStream) else -1
         self.filter = spot_filter
         self.binary = binary
+        self.window_bits = window_bits  # permessage-deflate negotiated (its window), or 0
         self.group: _Group | None = None
         self.pending: deque[tuple[bytes, int | None]] = deque()
         self.head_offset = 0  # bytes of pending[0] already written
         self.pending_bytes = 0
-        self.behind = False
-        self.cursor = 0  # meaningful while behind: last ring seq queued to this client
-        self.close_sent = False
-        self.finishing = False  # reading is over: the writer flushes, sets `flushed` and ends
-        self.flushed = trio.Event()
-        self.dead = False
+        self.state = State.BEHIND  # until `_serve` decides: at once LIVE, or replaying from `since`
+        self.cursor = 0  # meaningful while BEHIND: last ring seq queued to this client
+        self.flushed = trio.Event()  # set by the writer once FINISHING and everything is written
         self.wakeup = trio.Event()
         self.scope = trio.CancelScope()
         self.read_scope = trio.CancelScope()
@@ -123,12 +146,16 @@ class _Client:
         self.last_heard = trio.current_time()
 
 
-class _Group:
-    __slots__ = ("filter", "binary", "members")
+GroupKey = tuple[SpotFilter, bool, int]  # filter, msgpack, deflate window bits (0: plain)
 
-    def __init__(self, spot_filter: SpotFilter, binary: bool):
-        self.filter = spot_filter
-        self.binary = binary
+
+class _Group:
+    """Clients that get byte-identical spot frames: one frame is built (and compressed) per tick."""
+
+    __slots__ = ("key", "members")
+
+    def __init__(self, key: GroupKey):
+        self.key = key
         self.members: set[_Client] = set()
 
 
@@ -160,8 +187,8 @@ class Firehose:
         self.allowed_origins = None if allowed_origins is None else frozenset(o.lower() for o in allowed_origins)
         self.max_message_size = max_message_size
         self._clients: set[_Client] = set()
-        self._groups: dict[tuple[SpotFilter, bool], _Group] = {}
-        self._replay_cache: dict[tuple[SpotFilter, bool, int], tuple[bytes | None, int]] = {}
+        self._groups: dict[GroupKey, _Group] = {}
+        self._replay_cache: dict[tuple[GroupKey, int], tuple[bytes | None, int]] = {}
         self._replay_live = -1  # the live position the cached replay frames were built for
         self._per_ip: dict[str, int] = {}
         self._shutting_down = False
@@ -173,6 +200,8 @@ class Firehose:
         self.deliveries = m.counter("hamsrv_firehose_spots_out_total", "Spot deliveries (spots x clients)")
         self.frames = m.counter("hamsrv_firehose_frames_total", "Spot frames handed to clients")
         self.bytes_out = m.counter("hamsrv_firehose_bytes_total", "Spot frame bytes handed to clients")
+        self.compressions = m.counter("hamsrv_firehose_compressions_total",
+                                      "Spot frames compressed (once per deflate group and tick, whatever its size)")
         self.gaps = m.counter("hamsrv_firehose_gaps_total", "Gap messages (spots lost to the ring window)")
         self.fell_behind = m.counter("hamsrv_firehose_slow_total", "Times a client's queue overflowed")
         self.timeouts = m.counter("hamsrv_firehose_slow_closes_total",
@@ -183,7 +212,7 @@ class Firehose:
         hub.add_tick_listener(self._on_tick)
 
     def _count_behind(self) -> float:
-        return sum(1 for c in self._clients if c.behind)
+        return sum(1 for c in self._clients if c.state is State.BEHIND)
 
     def statistics(self) -> FirehoseStatistics:
         return FirehoseStatistics(len(self._clients), len(self._groups), int(self._count_behind()),
@@ -219,7 +248,8 @@ class Firehose:
             spot_filter, since = parse_query(urlsplit(upgrade.target).query)
         except InputError as exc:
             return await self._refuse(stream, ws.http_error(400, str(exc)))
-        client = _Client(stream, spot_filter, upgrade.subprotocol == MSGPACK_SUBPROTOCOL)
+        client = _Client(stream, spot_filter, upgrade.subprotocol == MSGPACK_SUBPROTOCOL,
+                         upgrade.deflate.window_bits if upgrade.deflate else 0)
         # The 101 goes through the client's queue, and the client joins the fan-out in the same step,
         # so no tick can slip a frame in before it and none is missed after it.
         self._send(client, upgrade.response)
@@ -228,9 +258,9 @@ class Firehose:
         # never needs an early tick (which would let clients defeat the batching).
         live = self.hub.announced_seq
         if since is None or since >= live:
-            self._join(client)
+            self._move(client, State.LIVE)
         else:
-            client.behind, client.cursor = True, since
+            client.cursor = since
         try:
             with client.scope:
                 async with trio.open_nursery() as nursery:
@@ -245,9 +275,10 @@ class Firehose:
     async def _finish(self, c: _Client) -> None:
         """After reading ends: flush what is queued (the close frame), half-close, and read until the
         client hangs up, so unread client bytes cannot turn our close into a reset; bounded in time."""
-        self._leave(c)
+        if c.state is State.DEAD:
+            return
+        self._move(c, State.FINISHING)
         c.keepalive_scope.cancel()
-        c.finishing = True
         c.wakeup.set()
         with trio.move_on_after(self.close_timeout):
             await c.flushed.wait()
@@ -266,7 +297,8 @@ class Firehose:
 
     def _forget(self, c: _Client) -> None:
         """Unregister before the socket closes, so no direct write can reach a reused descriptor."""
-        self._stop(c)
+        if c.state is not State.DEAD:
+            self._move(c, State.DEAD)
         self._clients.discard(c)
         self.closes.inc()
         if self._all_gone is not None and not self._clients:
@@ -286,25 +318,36 @@ class Firehose:
             c.scope.cancel()
         await self._all_gone.wait()
 
-    # ------------------------------------------------------------ groups and state
+    # ------------------------------------------------------------ states and groups
 
-    def _join(self, c: _Client) -> None:
-        key = (c.filter, c.binary)
+    def _move(self, c: _Client, new: State) -> None:
+        """The one place a client changes state; group membership and the queue follow the state."""
+        if new not in _MOVES[c.state]:
+            raise RuntimeError(f"firehose client cannot go from {c.state.name} to {new.name}")
+        if c.state is State.LIVE:
+            self._ungroup(c)
+        c.state = new
+        if new is State.LIVE:
+            self._group(c)
+        elif new is State.DEAD:
+            c.pending.clear()
+            c.pending_bytes = 0
+
+    def _group(self, c: _Client) -> None:
+        key = (c.filter, c.binary, c.window_bits)
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group(c.filter, c.binary)
+            group = self._groups[key] = _Group(key)
         group.members.add(c)
         c.group = group
 
-    def _leave(self, c: _Client) -> None:
-        """Out of the live fan-out and out of replay."""
-        c.behind = False
+    def _ungroup(self, c: _Client) -> None:
         group = c.group
         if group is not None:
             group.members.discard(c)
             c.group = None
             if not group.members:
-                del self._groups[(group.filter, group.binary)]
+                del self._groups[group.key]
 
     def _drop_queued_spots(self, c: _Client) -> int | None:
         """Drop queued spot frames not yet started; returns the ring position before the first dropped."""
@@ -322,39 +365,31 @@ class Firehose:
 
     def _fall_behind(self, c: _Client, tick_prev_seq: int) -> None:
         first_dropped = self._drop_queued_spots(c)
-        self._leave(c)
-        c.behind = True
+        self._move(c, State.BEHIND)
         c.cursor = tick_prev_seq if first_dropped is None else first_dropped
         self.fell_behind.inc()
         c.wakeup.set()
 
     def _close(self, c: _Client, code: int | None, reason: str) -> None:
         """Start (or answer) the closing handshake: no more spots, the close frame after what is queued."""
-        if c.close_sent or c.dead:
+        if c.state not in _OPEN:
             return
-        c.close_sent = True
-        self._leave(c)
+        self._move(c, State.CLOSING)
         self._drop_queued_spots(c)
         self._send(c, ws.close_frame(code, reason))
         c.read_scope.deadline = min(c.read_scope.deadline, trio.current_time() + self.close_timeout)
 
-    def _stop(self, c: _Client) -> None:
-        """No more writes to this client: out of its group, nothing queued."""
-        c.dead = True
-        self._leave(c)
-        c.pending.clear()
-        c.pending_bytes = 0
-
     def _abort(self, c: _Client) -> None:
         """The connection is broken: stop everything for this client now."""
-        self._stop(c)
+        if c.state is not State.DEAD:
+            self._move(c, State.DEAD)
         c.scope.cancel()
 
     # ------------------------------------------------------------ writing
 
     def _send(self, c: _Client, data: bytes, prev_seq: int | None = None) -> None:
         """Write now with one non-blocking syscall when nothing is queued; else queue behind the rest."""
-        if c.dead:
+        if c.state is State.DEAD:
             return
         written = 0
         if c.fd >= 0 and not c.pending:
@@ -376,11 +411,11 @@ class Firehose:
         started = time.perf_counter()
         tick_prev_seq = new[0].seq - 1
         for group in list(self._groups.values()):
-            spot_filter = group.filter
+            spot_filter, binary, window_bits = group.key
             matching = new if spot_filter == EVERYTHING else [e for e in new if spot_filter.matches(e.spot)]
             if not matching:
                 continue
-            frame = spot_frame(matching, group.binary)
+            frame = self._frame(matching, binary, window_bits)
             size, sent = len(frame), 0
             for c in tuple(group.members):
                 if c.pending_bytes and c.pending_bytes + size > self.max_pending:
@@ -397,10 +432,10 @@ class Firehose:
         while True:
             if c.pending:
                 await (self._flush_direct(c) if c.fd >= 0 else self._flush_stream(c))
-            elif c.behind:
+            elif c.state is State.BEHIND:
                 self._replay_step(c)
                 await trio.lowlevel.checkpoint()
-            elif c.finishing:
+            elif c.state is State.FINISHING:
                 return c.flushed.set()
             else:
                 await c.wakeup.wait()
@@ -454,22 +489,26 @@ class Firehose:
             self._replay_cache.clear()
             self._replay_live = live
         start = c.cursor
-        key = (c.filter, c.binary, start)
+        key = ((c.filter, c.binary, c.window_bits), start)
         step = self._replay_cache.get(key)
         if step is None:  # clients that fell behind together sit at the same cursor: build the frame once
-            step = self._replay_cache[key] = self._replay_frame(c.filter, c.binary, start, live)
+            step = self._replay_cache[key] = self._replay_frame(key[0], start, live)
             if len(self._replay_cache) > REPLAY_CACHE_SIZE:
                 self._replay_cache.clear()
         frame, c.cursor = step
         if frame is not None:
             self._send(c, frame, start)
-        if c.cursor >= live and not c.dead:
-            c.behind = False
-            self._join(c)
+        if c.cursor >= live and c.state is State.BEHIND:
+            self._move(c, State.LIVE)
 
-    def _replay_frame(self, spot_filter: SpotFilter, binary: bool, cursor: int,
-                      live: int) -> tuple[bytes | None, int]:
+    def _frame(self, entries: Sequence[RingEntry], binary: bool, window_bits: int) -> bytes:
+        if window_bits:
+            self.compressions.inc()
+        return spot_frame(entries, binary, window_bits)
+
+    def _replay_frame(self, key: GroupKey, cursor: int, live: int) -> tuple[bytes | None, int]:
         """The next bounded replay frame after `cursor` (None when nothing matched) and the new cursor."""
+        spot_filter, binary, window_bits = key
         matched, size = [], 0
         for entry in self.hub.ring.after(cursor, REPLAY_SCAN):
             if entry.seq > live:
@@ -480,13 +519,13 @@ class Firehose:
                 size += len(entry.json)
                 if len(matched) >= REPLAY_FRAME_SPOTS or size >= REPLAY_FRAME_BYTES:
                     break
-        return (spot_frame(matched, binary) if matched else None), cursor
+        return (self._frame(matched, binary, window_bits) if matched else None), cursor
 
     # ------------------------------------------------------------ reading and keepalive
 
     async def _read_loop(self, c: _Client, data: bytes) -> None:
         """Read frames until the client closes, breaks the protocol, or goes away."""
-        reader = ws.FrameReader(max_message_size=self.max_message_size)
+        reader = ws.FrameReader(max_message_size=self.max_message_size, deflate=c.window_bits > 0)
         with c.read_scope:
             while True:
                 if data:
@@ -506,7 +545,7 @@ class Firehose:
         if isinstance(event, ws.TextMessage):
             self._on_subscribe(c, event.text)
         elif isinstance(event, ws.Ping):
-            if not c.close_sent:
+            if c.state in _OPEN:
                 self._reply(c, ws.encode_frame(ws.OP_PONG, event.payload))
         elif isinstance(event, ws.Pong):
             c.last_heard = trio.current_time()
@@ -521,16 +560,16 @@ class Firehose:
         return False
 
     def _on_subscribe(self, c: _Client, text: str) -> None:
-        if c.close_sent:
+        if c.state not in _OPEN:
             return
         try:
             new_filter = parse_subscribe(text)
         except InputError as exc:
             return self._send_error(c, exc)
         c.filter = new_filter
-        if not c.behind:  # a behind client picks the new filter up in its next replay step
-            self._leave(c)
-            self._join(c)
+        if c.state is State.LIVE:  # a BEHIND client picks the new filter up in its next replay step
+            self._ungroup(c)
+            self._group(c)
         self._reply(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
 
     def broadcast(self, message: Mapping[str, object] | None) -> None:
@@ -540,7 +579,7 @@ class Firehose:
             return
         frame = control_frame(message)
         for c in list(self._clients):
-            if not c.dead:
+            if c.state in _OPEN:
                 self._reply(c, frame)
 
     def _send_error(self, c: _Client, exc: InputError) -> None:
@@ -559,9 +598,9 @@ class Firehose:
     async def _keepalive(self, c: _Client) -> None:
         """Ping every ping_interval; close (1008) a client whose last pong is older than pong_timeout."""
         with c.keepalive_scope:
-            while not c.close_sent:
+            while c.state in _OPEN:
                 await trio.sleep(self.ping_interval)
-                if c.close_sent:
+                if c.state not in _OPEN:
                     return
                 if trio.current_time() - c.last_heard > self.pong_timeout:
                     self.timeouts.inc()

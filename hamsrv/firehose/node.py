@@ -26,6 +26,7 @@ from hamsrv.firehose.bulletins import Board, Talk, format_bulletins
 from hamsrv.firehose.cluster import LOGIN_TIMEOUT
 from hamsrv.firehose.commands import format_users
 from hamsrv.firehose.events import (
+    CheckSecret,
     Disconnect,
     Event,
     LoggedIn,
@@ -52,6 +53,7 @@ BUSY_NOTICE = b"*** this node has no room for more connections from you, try aga
 LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+SecretCheck = Callable[[str, str, str], Awaitable[bool]]  # (login call, password or token, peer IP) -> ok
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,10 @@ class _Node:
     """What every connection shares: the hub, the settings and the counters."""
 
     def __init__(self, hub: Hub, board: Board, node_call: str, feeds: FeedPolicy, metrics: Registry,
-                 login_timeout: float, write_timeout: float, limits: ClusterLimits):
+                 login_timeout: float, write_timeout: float, limits: ClusterLimits,
+                 check_secret: SecretCheck | None = None):
         self.hub, self.board, self.node_call, self.feeds = hub, board, node_call, feeds
+        self.check_secret = check_secret
         self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
         self.users = 0
         self.feed_peers = 0
@@ -189,7 +193,7 @@ class _Connection:
         self.node, self.stream = node, stream
         self.peer = _peer_address(stream)
         self.session = ClusterSession(node.node_call, trusted_feed=node.feeds.trusts(self.peer),
-                                      feed_tokens=node.feeds.tokens)
+                                      feed_tokens=node.feeds.tokens, accounts=node.check_secret is not None)
         self._send_lock = trio.Lock()
         self._login_scope = trio.CancelScope()
         self._role = ""  # "user" or "feed" once logged in, for the gauges
@@ -297,6 +301,9 @@ class _Connection:
                                               if self._role == "user" else math.inf)  # feeds stay
             elif isinstance(event, Disconnect):
                 log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
+            elif isinstance(event, CheckSecret) and self.node.check_secret is not None:
+                ok = await self.node.check_secret(event.call, event.secret, self.peer)
+                await self._act(self.session.secret_checked(ok))
 
     async def _post(self, event: Post) -> None:
         """A user's announcement or talk: rate-limited, a talk only to a user logged in here."""
@@ -363,11 +370,11 @@ class _Connection:
 async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAMSRV",
                         board: Board | None = None, feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
-                        limits: ClusterLimits | None = None,
+                        limits: ClusterLimits | None = None, check_secret: SecretCheck | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
     node = _Node(hub, board or Board(), node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
-                 login_timeout, write_timeout, limits or ClusterLimits())
+                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret)
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:

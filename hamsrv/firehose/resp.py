@@ -2,14 +2,17 @@
 
 DESIGN section 2: redis-py cannot run under trio, and a RESP client on trio streams with hiredis as
 the parser costs a quarter of coredis per message. hamsrv needs only a handful of stream commands, so
-this stays small: one connection, pipelined commands, replies in order. Sentinel and Cluster are not
-supported (one Redis server per deployment).
+this stays small: one connection, pipelined commands, replies in order. Behind Redis Sentinel the
+connection goes to the master Sentinel names; in a Redis Cluster it goes to the master owning the one key
+the caller works on (hamsrv's bridge uses one stream key). Either is looked up again on every reconnect,
+so a failover costs one reconnect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass
+from urllib.parse import unquote
 
 import hiredis
 import trio
@@ -30,20 +33,81 @@ def encode_command(args: Sequence[Arg]) -> bytes:
     return b"".join(out)
 
 
-def parse_url(url: str) -> tuple[str, int | str, str | None, int]:
-    """(host, port or unix socket path, password, db) from redis://[:pw@]host[:port][/db] or unix:///path."""
-    parts = urlsplit(url)
-    password = unquote(parts.password) if parts.password else None
-    if parts.scheme == "unix":
-        if not parts.path:
+Address = tuple[str, int | str]  # (host, port), or ("", unix socket path)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a URL says Redis is: one server, a set of Sentinels and a master name, or Cluster seeds."""
+
+    kind: str  # "server", "sentinel" or "cluster"
+    addresses: tuple[Address, ...]
+    password: str | None = None
+    db: int = 0
+    master: str = ""  # the Sentinel master name
+
+
+SCHEMES = {"redis": "server", "unix": "server", "redis+sentinel": "sentinel", "redis+cluster": "cluster"}
+DEFAULT_PORTS = {"server": 6379, "sentinel": 26379, "cluster": 6379}
+
+
+def _address(text: str, default_port: int, url: str) -> Address:
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not sep:
+        host, port = text, str(default_port)
+    host = host.strip("[]")
+    if not host or not port.isdecimal() or not 0 < int(port) < 65536:
+        raise ValueError(f"{url!r}: {text!r} is not HOST[:PORT]")
+    return host, int(port)
+
+
+def parse_url(url: str) -> Target:
+    """redis://[:pw@]host[:port][/db], unix:///path, redis+sentinel://[:pw@]h1[:port],h2.../MASTER[/db]
+    or redis+cluster://[:pw@]h1[:port],h2... (a Cluster has only database 0)."""
+    scheme, sep, rest = url.partition("://")
+    kind = SCHEMES.get(scheme)
+    if not sep or kind is None:
+        raise ValueError(f"{url!r} is not a redis://, unix://, redis+sentinel:// or redis+cluster:// URL")
+    credentials, at, location = rest.rpartition("@")
+    password = unquote(credentials.rpartition(":")[2]) if at and credentials else None
+    if scheme == "unix":
+        if not location.startswith("/") or location == "/":
             raise ValueError(f"{url!r}: no socket path")
-        return "", parts.path, password, 0
-    if parts.scheme != "redis" or not parts.hostname:
-        raise ValueError(f"{url!r} is not a redis:// or unix:// URL")
-    db_text = parts.path.lstrip("/") or "0"
-    if not db_text.isdecimal():
-        raise ValueError(f"{url!r}: database {db_text!r} is not a number")
-    return parts.hostname, parts.port or 6379, password, int(db_text)
+        return Target(kind, (("", location),), password)
+    netloc, _, path = location.partition("/")
+    hosts = [h for h in netloc.split(",") if h]
+    if not hosts or (kind == "server" and len(hosts) > 1):
+        raise ValueError(f"{url!r}: {'one host' if kind == 'server' else 'at least one host'} is needed")
+    addresses = tuple(_address(h, DEFAULT_PORTS[kind], url) for h in hosts)
+    parts = [p for p in path.split("/") if p]
+    master = parts.pop(0) if kind == "sentinel" and parts else ""
+    if kind == "sentinel" and not master:
+        raise ValueError(f"{url!r}: name the Sentinel master after the hosts (…/mymaster)")
+    db_text = parts[0] if len(parts) == 1 else "0" if not parts else "x"
+    if not db_text.isdecimal() or (kind == "cluster" and db_text != "0"):
+        raise ValueError(f"{url!r}: database {'/'.join(parts)!r} is not a number"
+                         + (" (a Cluster has only database 0)" if kind == "cluster" else ""))
+    return Target(kind, addresses, password, int(db_text), master)
+
+
+def key_slot(key: bytes) -> int:
+    """The Redis Cluster hash slot of `key`: CRC16/XMODEM of the key, or of its {hash tag}, mod 16384."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1:end]
+    crc = 0
+    for byte in key:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc % 16384
+
+
+def _where(address: Address) -> str:
+    host, port = address
+    return str(port) if not host else f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Redis:
@@ -55,8 +119,30 @@ class Redis:
         self._lock = trio.Lock()
 
     @classmethod
-    async def connect(cls, url: str, *, timeout: float = 5.0) -> Redis:
-        host, port, password, db = parse_url(url)
+    async def connect(cls, url: str, *, key: bytes | str = b"", timeout: float = 5.0) -> Redis:
+        """A connection to the server `url` names; for a Cluster, to the master owning `key`."""
+        target = parse_url(url)
+        if target.kind == "sentinel":
+            address = await cls._ask_sentinels(target, timeout)
+        elif target.kind == "cluster":
+            address = await cls._ask_cluster(target, key.encode() if isinstance(key, str) else key, timeout)
+        else:
+            address = target.addresses[0]
+        client = await cls._open(address, target.password, timeout)
+        try:
+            if target.db:
+                await client.command("SELECT", target.db)
+            if target.kind == "sentinel" and (role := await client.command("ROLE")) and \
+                    isinstance(role, list) and role[0] != b"master":
+                raise RedisError(f"Redis at {_where(address)} is not a master yet (failover in progress?)")
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    @classmethod
+    async def _open(cls, address: Address, password: str | None, timeout: float) -> Redis:
+        host, port = address
         try:
             with trio.fail_after(timeout):
                 if isinstance(port, str):
@@ -64,17 +150,49 @@ class Redis:
                 else:
                     stream = await trio.open_tcp_stream(host, port)
         except (OSError, trio.TooSlowError) as exc:
-            raise RedisError(f"cannot connect to Redis at {url.split('@')[-1]}: {exc or 'timed out'}") from exc
+            raise RedisError(f"cannot connect to Redis at {_where(address)}: {exc or 'timed out'}") from exc
         client = cls(stream)
-        try:
-            if password is not None:
+        if password is not None:
+            try:
                 await client.command("AUTH", password)
-            if db:
-                await client.command("SELECT", db)
-        except BaseException:
-            await client.aclose()
-            raise
+            except BaseException:
+                await client.aclose()
+                raise
         return client
+
+    @classmethod
+    async def _ask_sentinels(cls, target: Target, timeout: float) -> Address:
+        """The master's address from the first Sentinel that knows it (Sentinels take no password here)."""
+        problems = []
+        for sentinel in target.addresses:
+            try:
+                async with await cls._open(sentinel, None, timeout) as client:
+                    reply = await client.command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", target.master)
+            except RedisError as exc:
+                problems.append(str(exc))
+                continue
+            if isinstance(reply, list) and len(reply) == 2:
+                return reply[0].decode(), int(reply[1])
+            problems.append(f"Sentinel {_where(sentinel)} does not know master {target.master!r}")
+        raise RedisError("no Sentinel named a master: " + "; ".join(problems))
+
+    @classmethod
+    async def _ask_cluster(cls, target: Target, key: bytes, timeout: float) -> Address:
+        """The address of the master serving `key`'s slot, from the first seed node that answers."""
+        slot, problems = key_slot(key), []
+        for seed in target.addresses:
+            try:
+                async with await cls._open(seed, target.password, timeout) as client:
+                    ranges = await client.command("CLUSTER", "SLOTS")
+            except RedisError as exc:
+                problems.append(str(exc))
+                continue
+            for first, last, master, *_ in ranges if isinstance(ranges, list) else []:
+                if first <= slot <= last:
+                    host = master[0].decode() or seed[0]  # an empty host means "the one you asked"
+                    return host, int(master[1])
+            problems.append(f"no node of the Cluster at {_where(seed)} serves slot {slot}")
+        raise RedisError("no Cluster node could say where the key lives: " + "; ".join(problems))
 
     async def command(self, *args: Arg) -> object:
         return (await self.pipeline([args]))[0]

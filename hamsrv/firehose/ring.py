@@ -35,6 +35,8 @@ def spot_to_dict(spot: Spot) -> dict[str, object]:
         out["skimmer"] = True
     if spot.source != DEFAULT_SOURCE:
         out["source"] = spot.source
+    if spot.verified:
+        out["verified"] = True
     return out
 
 

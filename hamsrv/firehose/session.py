@@ -30,7 +30,7 @@ from hamsrv.firehose.cluster import (
     format_dx_line,
     parse_line,
 )
-from hamsrv.firehose.events import Disconnect, Event, LoggedIn, Publish, Send
+from hamsrv.firehose.events import CheckSecret, Disconnect, Event, LoggedIn, Publish, Send
 from hamsrv.firehose.pcprot import spot_time_ok
 from hamsrv.firehose.ring import RingEntry
 from hamsrv.firehose.spotfilter import FilterError, UserFilter
@@ -172,6 +172,7 @@ class State(enum.Enum):
     LOGIN = "login"
     USER = "user"
     FEED = "feed"
+    VERIFYING = "verifying"  # waiting for the server's answer to CheckSecret
     CLOSED = "closed"
 
 
@@ -183,9 +184,13 @@ class ClusterSession:
 
     def __init__(self, node_call: str = "HAMSRV", *, trusted_feed: bool = False,
                  feed_tokens: Collection[str] = (), clock: Callable[[], datetime] | None = None,
-                 max_line: int = DEFAULT_MAX_LINE, max_login_attempts: int = MAX_LOGIN_ATTEMPTS):
+                 max_line: int = DEFAULT_MAX_LINE, max_login_attempts: int = MAX_LOGIN_ATTEMPTS,
+                 accounts: bool = False):
         """`trusted_feed`: the peer's address may push raw spot lines, before or after logging in;
-        `feed_tokens`: answering `login:` with `CALL TOKEN` turns any peer into a feed."""
+        `feed_tokens`: answering `login:` with `CALL TOKEN` turns any peer into a feed; `accounts`:
+        `CALL SECRET` (another second word) signs in a registered user, whose spots are `verified`."""
+        self.accounts = accounts
+        self.verified = False
         self.node_call = node_call.upper()
         self.trusted_feed = trusted_feed
         self.feed_tokens = tuple(feed_tokens)
@@ -235,6 +240,8 @@ class ClusterSession:
             return self._login(line)
         if self.state is State.FEED:
             return self._feed_line(line)
+        if self.state is State.VERIFYING:
+            return []  # typed ahead of the answer: dropped
         return self._command(line)
 
     # ---- login
@@ -258,6 +265,24 @@ class ClusterSession:
             welcome = (f"Hello {call}, this is {self.node_call} running hamsrv.{CRLF}"
                        f"Type HELP for commands, BYE to leave.{CRLF}")
             return [LoggedIn(call, feed=False), Send(welcome.encode()), Send(self.prompt())]
+        if call is not None and len(words) == 2 and self.accounts:
+            self.state, self.call = State.VERIFYING, call
+            return [CheckSecret(call, words[1])]
+        return self._login_failed(words)
+
+    def secret_checked(self, ok: bool) -> list[Event]:
+        """The server's answer to CheckSecret: signed in as a verified user, or another try."""
+        if self.state is not State.VERIFYING:
+            return []
+        if not ok:
+            self.state, self.call = State.LOGIN, ""
+            return self._login_failed(["", ""])
+        self.state, self.verified = State.USER, True
+        welcome = (f"Hello {self.call}, this is {self.node_call} running hamsrv; signed in, your spots are "
+                   f"marked verified.{CRLF}Type HELP for commands, BYE to leave.{CRLF}")
+        return [LoggedIn(self.call, feed=False), Send(welcome.encode()), Send(self.prompt())]
+
+    def _login_failed(self, words: list[str]) -> list[Event]:
         self._login_attempts += 1
         if self._login_attempts >= self.max_login_attempts:
             return self._close("*** too many invalid logins, goodbye", "invalid login")

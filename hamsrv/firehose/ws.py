@@ -3,13 +3,18 @@
 No trio, no sockets: the fan-out builds each frame once with these functions and writes the same bytes
 to every client itself; the reader turns received bytes into events and never raises on bad input (a
 misbehaving peer yields one `ProtocolError` event carrying the close code to send). The handshake is
-wsproto's (h11 parsing); permessage-deflate is never negotiated, so frames can be shared between clients.
+wsproto's (h11 parsing).
+
+permessage-deflate (RFC 7692) is accepted only with no context takeover in both directions, so every
+message is compressed on its own: one compressed frame can then go to every client of a filter group,
+and a client message is inflated with no state kept between messages (no per-client zlib objects).
 """
 
 from __future__ import annotations
 
 import enum
 import struct
+import zlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -55,9 +60,11 @@ def _sendable_close_code(code: int) -> bool:
 
 # ---------------------------------------------------------------- encoding
 
-def frame_header(opcode: int, length: int, *, fin: bool = True, masked: bool = False) -> bytes:
-    """The header alone, so a caller can assemble header + payload parts with one join."""
-    first = (0x80 if fin else 0) | opcode
+def frame_header(opcode: int, length: int, *, fin: bool = True, masked: bool = False,
+                 compressed: bool = False) -> bytes:
+    """The header alone, so a caller can assemble header + payload parts with one join. `compressed`
+    sets RSV1, which marks the first frame of a permessage-deflate message."""
+    first = (0x80 if fin else 0) | (0x40 if compressed else 0) | opcode
     mask_bit = 0x80 if masked else 0
     if length < 126:
         return bytes((first, mask_bit | length))
@@ -94,6 +101,85 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
 
 def close_frame(code: int | None, reason: str = "") -> bytes:
     return encode_frame(OP_CLOSE, close_payload(code, reason))
+
+
+# ---------------------------------------------------------------- permessage-deflate (RFC 7692)
+
+EXTENSION = "permessage-deflate"
+_DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 7.2.1: removed after compressing, restored to inflate
+
+
+@dataclass(frozen=True, slots=True)
+class Deflate:
+    """An accepted permessage-deflate offer: compress with `window_bits`, answer with `response`."""
+
+    window_bits: int
+    response: str
+
+
+def _window_bits(value: str | None, *, optional: bool) -> int | None:
+    """An offer's max_window_bits: 8-15 (a bare client_max_window_bits means "any"); else ValueError."""
+    if value is None:
+        if optional:
+            return None
+        raise ValueError("server_max_window_bits needs a value")
+    value = value.strip('"')
+    if not value.isdecimal() or not 8 <= int(value) <= 15:
+        raise ValueError(f"max_window_bits {value!r} is not 8-15")
+    return int(value)
+
+
+def negotiate_deflate(offers: Sequence[str]) -> Deflate | None:
+    """The first acceptable permessage-deflate offer among the client's extension offers, or None.
+
+    An offer with an unknown, repeated or malformed parameter is declined (RFC 7692 5), as is
+    server_max_window_bits=8, which zlib cannot honour for raw deflate (it would use 9). The answer
+    always says no context takeover both ways, which a server may add unasked (RFC 7692 7.1.1)."""
+    for offer in offers:
+        name, *params = [part.strip() for part in offer.split(";")]
+        if name.lower() != EXTENSION:
+            continue
+        seen: dict[str, str | None] = {}
+        try:
+            for param in params:
+                key, eq, value = (x.strip() for x in param.partition("="))
+                key = key.lower()
+                if key in seen or key not in ("server_no_context_takeover", "client_no_context_takeover",
+                                              "server_max_window_bits", "client_max_window_bits"):
+                    raise ValueError(f"parameter {key!r}")
+                if key.endswith("takeover") and eq:
+                    raise ValueError(f"{key} takes no value")
+                seen[key] = value if eq else None
+            server_bits = _window_bits(seen["server_max_window_bits"], optional=False) \
+                if "server_max_window_bits" in seen else 15
+            if "client_max_window_bits" in seen:
+                _window_bits(seen["client_max_window_bits"], optional=True)
+        except ValueError:
+            continue
+        if server_bits is None or server_bits < 9:
+            continue
+        response = f"{EXTENSION}; server_no_context_takeover; client_no_context_takeover"
+        if "server_max_window_bits" in seen:
+            response += f"; server_max_window_bits={server_bits}"
+        return Deflate(server_bits, response)
+    return None
+
+
+def deflate_message(payload: bytes, window_bits: int = 15) -> bytes:
+    """One message compressed on its own (no context carried to the next), tail removed."""
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -window_bits)
+    data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return data[:-4] if data.endswith(_DEFLATE_TAIL) else data
+
+
+def inflate_message(data: bytes, max_size: int) -> bytes | None:
+    """A client's compressed message, inflated with a fresh window; None when corrupt or over `max_size`."""
+    inflater = zlib.decompressobj(-15)
+    try:
+        out = inflater.decompress(data + _DEFLATE_TAIL, max_size + 1)
+    except zlib.error:
+        return None
+    return out if len(out) <= max_size else None
 
 
 # ---------------------------------------------------------------- reading
@@ -146,8 +232,10 @@ class FrameReader:
     """
 
     def __init__(self, *, expect_masked: bool = True, max_message_size: int = DEFAULT_MAX_MESSAGE,
-                 max_fragments: int = DEFAULT_MAX_FRAGMENTS):
+                 max_fragments: int = DEFAULT_MAX_FRAGMENTS, deflate: bool = False):
         self.expect_masked = expect_masked
+        self.deflate = deflate  # permessage-deflate was negotiated: RSV1 marks a compressed message
+        self._compressed = False  # the message in progress is compressed
         self.max_message_size = max_message_size
         self.max_fragments = max_fragments
         self._buffer = bytearray()
@@ -181,7 +269,8 @@ class FrameReader:
             return None
         first, second = buf[0], buf[1]
         fin, opcode = bool(first & 0x80), first & 0x0F
-        if first & 0x70:
+        rsv1_allowed = self.deflate and opcode in (OP_TEXT, OP_BINARY)
+        if first & (0x30 if rsv1_allowed else 0x70):
             return ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension")
         if opcode not in _DATA_OPCODES and opcode not in _CONTROL_OPCODES:
             return ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {opcode:#x}")
@@ -212,6 +301,8 @@ class FrameReader:
         if masked:
             payload = apply_mask(payload, bytes(buf[offset - 4:offset]))
         del buf[:end]
+        if first & 0x40:
+            self._compressed = True  # RSV1 may only be on a message's first frame: checked above
         return fin, opcode, payload
 
     def _on_frame(self, fin: bool, opcode: int, payload: bytes) -> Event | None:
@@ -235,8 +326,14 @@ class FrameReader:
         if not fin:
             return None
         data = bytes(self._message)
-        message_opcode = self._message_opcode
-        self._message_opcode, self._message, self._fragment_count = None, bytearray(), 0
+        message_opcode, compressed = self._message_opcode, self._compressed
+        self._message_opcode, self._message, self._fragment_count, self._compressed = None, bytearray(), 0, False
+        if compressed:
+            inflated = inflate_message(data, self.max_message_size)
+            if inflated is None:
+                return ProtocolError(CloseCode.MESSAGE_TOO_BIG,
+                                     f"compressed message is corrupt or inflates past {self.max_message_size} bytes")
+            data = inflated
         if message_opcode == OP_BINARY:
             return BinaryMessage(data)
         try:
@@ -270,6 +367,7 @@ class Upgrade:
     origin: str | None
     response: bytes
     trailing: bytes
+    deflate: Deflate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +388,7 @@ def http_error(status: int, message: str, headers: Sequence[tuple[bytes, bytes]]
 
 
 def accept_upgrade(head: bytes, *, subprotocols: Sequence[str] = (),
-                   allowed_origins: Collection[str] | None = None) -> Upgrade | Rejection:
+                   allowed_origins: Collection[str] | None = None, deflate: bool = True) -> Upgrade | Rejection:
     """Validate a client's opening handshake and build the answer.
 
     `head` holds the request head and maybe bytes after it. The first of the client's offered
@@ -317,8 +415,10 @@ def accept_upgrade(head: bytes, *, subprotocols: Sequence[str] = (),
     if allowed_origins is not None and origin is not None and origin.lower() not in allowed_origins:
         return _reject(403, f"origin {origin!r} is not allowed")
     chosen = next((p for p in request.subprotocols if p in subprotocols), None)
-    response = handshake.send(AcceptConnection(subprotocol=chosen))
-    return Upgrade(request.target, chosen, origin, response, head[end + 4:])
+    accepted = negotiate_deflate([str(e) for e in request.extensions]) if deflate else None
+    extra = [(b"Sec-WebSocket-Extensions", accepted.response.encode())] if accepted else []
+    response = handshake.send(AcceptConnection(subprotocol=chosen, extra_headers=extra))
+    return Upgrade(request.target, chosen, origin, response, head[end + 4:], accepted)
 
 
 def _reject(status: int, reason: str, headers: Sequence[tuple[bytes, bytes]] = ()) -> Rejection:

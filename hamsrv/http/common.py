@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -10,14 +11,19 @@ from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
-from quart import Response, current_app, jsonify, request
+from quart import Response, current_app, g, jsonify, make_response, request
 
 from hamsrv.config import Config
 from hamsrv.cty import CtyTable
-from hamsrv.db.database import Database
+from hamsrv.db.database import Database, Row
 from hamsrv.firehose.hub import Hub
+from hamsrv.identity import idempotency
+from hamsrv.identity.policy import Policy
+from hamsrv.identity.ratelimit import Buckets, retry_after
+from hamsrv.identity.sessions import COOKIE, SESSION_PREFIX, TRUST_LEVELS, TRUST_NAMES, user_for_session
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
@@ -49,6 +55,7 @@ class AppState:
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
     cty: CtyTable | None = None  # DXCC prefixes, for answers about a callsign's country
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
+    identity: Policy = field(default_factory=Policy)  # sessions, sign-in and rate limits
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None
@@ -60,9 +67,9 @@ class AppState:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, field: str | None = None):
+    def __init__(self, status: int, message: str, field: str | None = None, retry_after: str | None = None):
         super().__init__(message)
-        self.status, self.field = status, field
+        self.status, self.field, self.retry_after = status, field, retry_after
 
 
 def error(status: int, message: str, field: str | None = None, **extra: Any) -> Response:
@@ -134,7 +141,9 @@ async def body_chunks(timeout: float) -> AsyncIterator[bytes]:
 async def json_body() -> dict[str, Any]:
     """The body as a JSON object, at most `max_json_bytes`; big ones are parsed off the event loop."""
     state: AppState = current_app.extensions["hamsrv"]
-    data = await read_body(state.max_json_bytes, state.body_timeout)
+    data = g.pop("hamsrv_body", None)  # read already for an Idempotency-Key's fingerprint
+    if data is None:
+        data = await read_body(state.max_json_bytes, state.body_timeout)
     try:
         if len(data) > JSON_ON_LOOP_BYTES:
             body = await trio.to_thread.run_sync(json.loads, data)
@@ -153,16 +162,138 @@ def bearer_token(headers: Any) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def authenticated(handler: Handler) -> Handler:
-    """Route decorator: the caller's user row becomes the handler's first argument (401 without a token)."""
+async def current_user() -> Row | None:
+    """The caller's user row, from `Authorization: Bearer` (an API token or a session token) or else the
+    session cookie; with `trust` (the credential's trust level), `session_id` (None for API tokens) and
+    `via_cookie`. Identity headers such as X-Client-DN are never read: the mTLS listener is the only
+    way a certificate signs anyone in. Looked up once per request."""
+    if "hamsrv_user" in g:
+        return g.hamsrv_user  # type: ignore[no-any-return]
+    state: AppState = current_app.extensions["hamsrv"]
+    token, via_cookie = bearer_token(request.headers), False
+    if not token:
+        token, via_cookie = request.cookies.get(COOKIE, ""), True
+    user: Row | None = None
+    if token.startswith(SESSION_PREFIX):
+        user = await user_for_session(state.db, token)
+    elif token and not via_cookie:
+        user = await user_for_token(state.db, token)
+        if user is not None:
+            user.update(trust=user["trust_level"], session_id=None, method="token")
+    if user is not None:
+        user["via_cookie"] = via_cookie
+    g.hamsrv_user = user
+    return user
+
+
+def client_ip() -> str:
+    return request.remote_addr or "?"
+
+
+def same_origin() -> bool:
+    """True when a browser says the request comes from this site's own pages. Browsers send Origin
+    on every POST, PUT, PATCH and DELETE; without it the request is not trusted with a cookie."""
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return False
+    parts = urlsplit(origin)
+    return parts.scheme == request.scheme and parts.netloc.lower() == request.host.lower()
+
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def rate_limited(buckets: Buckets, key: str, what: str) -> None:
+    """429 with Retry-After when `key` has spent its bucket."""
+    state: AppState = current_app.extensions["hamsrv"]
+    wait = buckets.take(key, state.identity.clock())
+    if wait > 0:
+        raise ApiError(429, f"too many requests ({what}); try again in {retry_after(wait)} s",
+                       retry_after=retry_after(wait))
+
+
+def streams_body(handler: Handler) -> Handler:
+    """Mark a POST route that streams its body itself: an Idempotency-Key's fingerprint then covers the
+    method, path and query but not the body (a retried upload is not read again)."""
+    handler.streams_body = True  # type: ignore[attr-defined]
+    return handler
+
+
+def authenticated(handler: Handler, min_trust: int = 1) -> Handler:
+    """Route decorator: the caller's user row becomes the handler's first argument. 401 without a valid
+    token or session, 403 for a cookie-authenticated write from another site or too little trust,
+    429 past the user's rate; a POST with an Idempotency-Key is answered once (idempotency.py)."""
     @wraps(handler)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         state: AppState = current_app.extensions["hamsrv"]
-        token = bearer_token(request.headers)
-        user = await user_for_token(state.db, token) if token else None
+        user = await current_user()
         if user is None:
-            response = error(401, "a valid API token is required (Authorization: Bearer ...)")
+            response = error(401, "sign in first, or send a valid API token (Authorization: Bearer ...)")
             response.headers["WWW-Authenticate"] = "Bearer"
             return response
+        if user["via_cookie"] and request.method in UNSAFE_METHODS and not same_origin():
+            raise ApiError(403, "cross-site request refused: a write signed in by cookie must come from "
+                                "this site's pages (Origin header)", "Origin")
+        if user["trust"] < min_trust:
+            raise ApiError(403, f"this needs trust {TRUST_NAMES[min_trust]!r}; this sign-in has "
+                                f"{TRUST_NAMES[user['trust']]!r} (see README: Sign-in and trust)")
+        rate_limited(state.identity.api_per_user, f"user:{user['id']}", "per user")
+        if request.method == "POST" and "Idempotency-Key" in request.headers:
+            return await idempotent(state, user, handler, args, kwargs)
         return await handler(user, *args, **kwargs)
     return wrapper
+
+
+def requires_trust(name: str) -> Callable[[Handler], Handler]:
+    """`@requires_trust("medium")`: `authenticated`, and the sign-in must be at least that trusted."""
+    return lambda handler: authenticated(handler, TRUST_LEVELS[name])
+
+
+MAX_IDEMPOTENCY_KEY = 200
+MAX_REPLAY_BODY = 256 * 1024  # answers larger than this are not kept (a retry then gets 409)
+
+
+async def idempotent(state: AppState, user: Row, handler: Handler, args: Any, kwargs: Any) -> Response:
+    """The first answer to this user's POST with this Idempotency-Key, recorded in PostgreSQL: a retry
+    of the same request gets it again (`Idempotent-Replayed: true`), the same key with another request
+    a 422, a retry while the first still runs a 409. Server errors are not kept, so a retry runs again."""
+    key = request.headers["Idempotency-Key"]
+    if not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+                       "Idempotency-Key")
+    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+    if not getattr(handler, "streams_body", False):
+        g.hamsrv_body = await read_body(state.max_json_bytes, state.body_timeout)
+        digest.update(g.hamsrv_body)
+    stored = await idempotency.claim(state.db, user["id"], key, digest.digest())
+    if stored is not None:
+        return _replay(stored, digest.digest())
+    try:
+        response = await make_response(await handler(user, *args, **kwargs))
+        assert isinstance(response, Response)
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await idempotency.release(state.db, user["id"], key)
+        raise
+    body = await response.get_data(as_text=False)
+    assert isinstance(body, bytes)
+    if response.status_code >= 500 or len(body) > MAX_REPLAY_BODY:
+        await idempotency.release(state.db, user["id"], key)
+    else:
+        await idempotency.record(state.db, user["id"], key, response.status_code, response.content_type,
+                                 response.headers.get("Location"), body)
+    return response
+
+
+def _replay(stored: Row, fingerprint: bytes) -> Response:
+    if stored["fingerprint"] != fingerprint:
+        raise ApiError(422, "this Idempotency-Key was used for a different request (method, path, query "
+                            "or body); use a new key", "Idempotency-Key")
+    if stored["status"] is None:
+        raise ApiError(409, "a request with this Idempotency-Key is still being processed; retry later",
+                       "Idempotency-Key")
+    response = Response(stored["body"], status=stored["status"], content_type=stored["content_type"])
+    if stored["location"]:
+        response.headers["Location"] = stored["location"]
+    response.headers["Idempotent-Replayed"] = "true"
+    return response

@@ -24,15 +24,22 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, NeedData
 
 from hamsrv.db.database import Row
-from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, job_for_key, list_jobs
-from hamsrv.http.common import ApiError, AppState, authenticated, bearer_token, body_chunks, parse_time
+from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, list_jobs
+from hamsrv.http.common import (
+    ApiError,
+    AppState,
+    authenticated,
+    bearer_token,
+    body_chunks,
+    parse_time,
+    streams_body,
+)
 from hamsrv.identity.tokens import user_for_token
 from hamsrv.ingest.adif import sniff_format
 from hamsrv.ingest.export import export_qsos
 from hamsrv.ingest.jobs import CHUNK_BYTES, job_summary
 
 SNIFF_BYTES = 64 * 1024
-MAX_IDEMPOTENCY_KEY = 200
 # An ADI field tag (<CALL:4>, <QSO_DATE:8:D>), <EOH>/<EOR>, or an ADX root element.
 _ADIF_MARK = re.compile(rb"<(?:eoh|eor|adx[\s>]|[a-z_][a-z0-9_ ]*:\d+(?::[a-z])?>)", re.IGNORECASE)
 _TRUE = {"1", "true", "yes", "on"}
@@ -155,19 +162,15 @@ def register(app: QuartTrio, state: AppState) -> None:
 
     @app.post("/api/imports")
     @authenticated
+    @streams_body
     async def create_import(user: Row) -> Response:
+        """A retry with the same Idempotency-Key gets the first 202 from `authenticated` and is not read."""
         key = request.headers.get("Idempotency-Key")
-        if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
-            raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
-                           "Idempotency-Key")
         merge = _flag("merge", request.args.get("merge"))
         if request.content_length is not None and request.content_length > state.max_upload_bytes:
             raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
         mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
         filename = request.args.get("filename")
-        existing = await job_for_key(state.db, user["id"], key) if key is not None else None
-        if existing is not None:  # a retry of an upload that arrived: do not read it again
-            return await _accepted(user, existing)
         chunks = body_chunks(state.body_timeout)
         if mimetype == "multipart/form-data":
             if not options.get("boundary"):

@@ -6,6 +6,8 @@ TCPServer is internal to hypercorn, hence the pinned version and tests/http/test
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,10 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024  # request heads larger than this are not browsers; hypercorn answers them
 HEAD_TIMEOUT = 10.0
+
+# The client certificate (DER) of the TLS connection whose request is being handled, or None. Set in
+# the connection's task, so the app's tasks (spawned below it) see their own connection's certificate.
+peer_certificate: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("peer_certificate", default=None)
 
 
 class FirehoseHandler(Protocol):
@@ -87,6 +93,18 @@ def peer_ip_of(stream: trio.abc.Stream) -> str:
         return "?"
 
 
+async def send_tls_alert(conn: trio.SSLStream[trio.SocketStream], stream: trio.SocketStream) -> None:
+    """Send the alert OpenSSL wrote when it refused the handshake (e.g. "unknown CA" for a client
+    certificate from another authority): trio's SSLStream leaves it unsent in its outgoing buffer, and
+    without it the client only sees the connection drop."""
+    outgoing = getattr(conn, "_outgoing", None)
+    pending = outgoing.read() if isinstance(outgoing, ssl.MemoryBIO) else b""
+    if pending:
+        with trio.move_on_after(1.0), contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
+                                                           OSError):
+            await stream.send_all(pending)
+
+
 def hypercorn_config(grace: float) -> HypercornConfig:
     config = HypercornConfig()
     config.graceful_timeout = grace
@@ -125,9 +143,13 @@ async def serve_public(app: Any, firehose: FirehoseHandler | None, host: str, po
             try:
                 with trio.fail_after(config.ssl_handshake_timeout):
                     await conn.do_handshake()
-            except (trio.BrokenResourceError, trio.TooSlowError):
+            except (trio.BrokenResourceError, trio.TooSlowError) as exc:
+                if ssl_context.verify_mode != ssl.CERT_NONE:  # the mTLS listener: say why
+                    log.info("TLS handshake from %s refused: %s", peer_ip_of(stream), exc.__cause__ or exc)
+                    await send_tls_alert(conn, stream)
                 await trio.aclose_forcefully(conn)
                 return
+            peer_certificate.set(conn.getpeercert(binary_form=True))
         try:
             head = await read_head(conn)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):

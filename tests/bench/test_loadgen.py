@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.loadgen import (
+    DeflateScanner,
     FrameMemo,
     StreamScanner,
     ak1a_line,
@@ -72,6 +73,31 @@ def test_counts_and_stamps_survive_any_split(batches: list[list[tuple[int, str]]
     if timed:
         assert scanner.histogram is not None
         assert sum(scanner.histogram.values()) == len(measured)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ticks, st.booleans(), st.lists(st.integers(1, 4000), max_size=12), st.booleans())
+def test_deflate_scanner_counts_compressed_frames_cut_anywhere(batches: list[list[tuple[int, str]]],
+                                                                pings: bool, cuts: list[int], timed: bool) -> None:
+    """hamsrv's own compressed frames (permessage-deflate), cut at any point, give the same count; pings
+    are answered."""
+    from hamsrv.firehose import ws
+
+    frames = []
+    for batch in batches:
+        payload = ws.deflate_message(b"[" + b",".join(spot(s, p) for s, p in batch) + b"]")
+        frames.append(ws.frame_header(ws.OP_TEXT, len(payload), compressed=True) + payload)
+        if pings:
+            frames.append(b"\x89\x04ping")
+    stream = b"".join(frames)
+    scanner = DeflateScanner(timed)
+    points = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
+    for start, end in zip(points, points[1:], strict=False):
+        scanner.feed(bytearray(stream[start:end]) + bytearray(7), end - start, int(NOW * 1000) + 500, FrameMemo())
+    assert scanner.spots == sum(p == "t" for batch in batches for _, p in batch)
+    assert len(scanner.pongs) == (len(batches) if pings else 0)
+    if timed:
+        assert scanner.histogram is not None and sum(scanner.histogram.values()) == scanner.spots
 
 
 def test_every_single_cut_point() -> None:

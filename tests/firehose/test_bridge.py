@@ -14,10 +14,10 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bench.peers.redis_server import RedisServer
+from bench.peers.redis_server import RedisGroup, RedisServer
 from hamsrv.firehose.bridge import Bridge, spot_from_wire, spot_to_wire
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.resp import Redis, RedisError, encode_command, parse_url
+from hamsrv.firehose.resp import Redis, RedisError, Target, encode_command, key_slot, parse_url
 from hamsrv.model import Spot
 
 
@@ -34,11 +34,30 @@ def test_commands_are_valid_resp(args: list[Any]) -> None:
 
 
 def test_parse_url() -> None:
-    assert parse_url("redis://:p%40ss@example.org:6380/2") == ("example.org", 6380, "p@ss", 2)
-    assert parse_url("unix:///run/redis.sock") == ("", "/run/redis.sock", None, 0)
-    for bad in ("http://x", "redis://", "redis://h/db", "unix://"):
+    assert parse_url("redis://:p%40ss@example.org:6380/2") == Target("server", (("example.org", 6380),), "p@ss", 2)
+    assert parse_url("unix:///run/redis.sock") == Target("server", (("", "/run/redis.sock"),))
+    assert parse_url("redis+sentinel://s1,[::1]:26380/spots/3") == Target(
+        "sentinel", (("s1", 26379), ("::1", 26380)), None, 3, "spots")
+    assert parse_url("redis+cluster://:pw@h1:7000,h2") == Target("cluster", (("h1", 7000), ("h2", 6379)), "pw")
+    for bad in ("http://x", "redis://", "redis://h/db", "unix://", "redis://a,b", "redis+sentinel://s1",
+                "redis+cluster://h1/2", "redis://h:99999", "redis://h:port"):
         with pytest.raises(ValueError):
             parse_url(bad)
+
+
+@given(st.text(max_size=80))
+def test_parse_url_refuses_in_words(text: str) -> None:
+    """Any text is a Target or a ValueError (which config turns into one line), never another exception."""
+    with contextlib.suppress(ValueError):
+        parse_url(text)
+    with contextlib.suppress(ValueError):
+        parse_url("redis+sentinel://" + text)
+
+
+def test_key_slot_known_values() -> None:
+    """CRC16/XMODEM's check value is 0x31C3 for "123456789"; a {hash tag} decides the slot (Cluster spec)."""
+    assert key_slot(b"123456789") == 0x31C3
+    assert key_slot(b"{user1000}.following") == key_slot(b"user1000")
 
 
 def test_wire_round_trip() -> None:
@@ -153,3 +172,38 @@ async def test_node_restart_reads_from_the_stream(redis: RedisServer, nursery: t
     await wait_for(lambda: len(dxs(b)) >= 1)
     await trio.sleep(0.3)
     assert dxs(b) == ["K1NEW"]
+
+
+@pytest.fixture
+def redis_group(tmp_path: Path) -> Any:
+    group = RedisGroup(tmp_path / "group")
+    yield group
+    group.stop()
+
+
+async def test_sentinel_names_the_master(redis_group: RedisGroup, nursery: trio.Nursery) -> None:
+    master, sentinel = redis_group.start_sentinel("spots")
+    url = f"redis+sentinel://127.0.0.1:1,127.0.0.1:{sentinel}/spots"  # the first Sentinel is down
+    hubs = await start_nodes(nursery, url, 2)
+    await trio.sleep(0.3)
+    hubs[0].publish(make_spot("K1SENT"))
+    await wait_for(lambda: dxs(hubs[1]) == ["K1SENT"])
+    async with await Redis.connect(f"redis://127.0.0.1:{master}") as direct:
+        assert await direct.command("XLEN", "hamsrv:spots") == 1  # the stream lives on the master
+    with pytest.raises(RedisError, match="does not know master 'other'"):
+        await Redis.connect(f"redis+sentinel://127.0.0.1:{sentinel}/other")
+
+
+async def test_cluster_finds_the_keys_master(redis_group: RedisGroup, nursery: trio.Nursery) -> None:
+    ports = redis_group.start_cluster(3)
+    async with await Redis.connect(f"redis://127.0.0.1:{ports[0]}") as node:
+        for key in (b"hamsrv:spots", b"123456789", b"{user1000}.following", b"a{b}c", b"{}x", b"\xff\x00k"):
+            assert await node.command("CLUSTER", "KEYSLOT", key) == key_slot(key)
+    for seed in ports:  # whichever node is named first, the connection lands where the stream's slot is
+        async with await Redis.connect(f"redis+cluster://127.0.0.1:{seed}", key="hamsrv:spots") as r:
+            assert await r.command("XADD", "hamsrv:spots", "*", "k", "v")
+    url = "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+    hubs = await start_nodes(nursery, url, 2)
+    await trio.sleep(0.3)
+    hubs[1].publish(make_spot("K1CLUS"))
+    await wait_for(lambda: dxs(hubs[0]) == ["K1CLUS"])

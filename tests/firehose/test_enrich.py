@@ -123,6 +123,25 @@ def test_dedupe_memory_is_bounded():
     assert len(small) == 1
 
 
+def test_dedupe_keeps_no_spot_alive():
+    """Issue 10's soak: after the ring's window filled, RSS still grew ~430 bytes a spot for an hour, all of
+    it Deduper keys (tracemalloc). Keys are hashes now: the spot's strings are freed with the spot."""
+    import gc
+    import tracemalloc
+
+    d = Deduper()
+    calls = [(f"K{i}ABCD/P", f"W{i}XYZ-#", f"CQ TEST {i} de somewhere far away") for i in range(20_000)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i, (dx, spotter, comment) in enumerate(calls):
+        d.is_duplicate(spot(dx=dx, spotter=spotter, comment=comment), i / 100)
+    per_key = (tracemalloc.get_traced_memory()[0] - before) / len(d)
+    tracemalloc.stop()
+    assert len(d) == 20_000 and per_key < 200, per_key
+    assert d.is_duplicate(spot(dx=calls[7][0], spotter=calls[7][1], comment=calls[7][2]), 201.0)
+
+
 def test_make_prepare_enriches_and_drops_duplicates():
     now = [100.0]
     prepare = make_prepare(cty.load_default(), lambda: now[0])

@@ -97,7 +97,8 @@ class RawClient:
 
     def __init__(self, stream: trio.SocketStream, status: int, response: bytes, rest: bytes):
         self.stream, self.status, self.response = stream, status, response
-        self.reader = ws.FrameReader(expect_masked=False, max_message_size=1 << 24)
+        self.reader = ws.FrameReader(expect_masked=False, max_message_size=1 << 24,
+                                     deflate=b"permessage-deflate" in response.lower())
         self.reader.receive_data(rest)
 
     @classmethod
@@ -575,3 +576,91 @@ async def test_tls_clients_get_the_same_frames(start_server: StartServer) -> Non
         assert await receive(a) == {"type": "subscribed", "filter": {"band": ["40m"]}}
         more = server.publish(1, band="40m")
         assert await spots_until(a, more[0].seq) == [json.loads(more[0].json)]
+
+
+# ---------------------------------------------------------------- permessage-deflate
+
+DEFLATE_OFFER = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"  # as Chromium sends
+
+
+async def test_deflate_is_compressed_once_per_group_and_tick_whatever_the_clients(start_server: StartServer) -> None:
+    server = await start_server(per_ip_limit=2000)
+    squeezed = [await RawClient.connect(server.port, headers=DEFLATE_OFFER) for _ in range(300)]
+    plain = [await RawClient.connect(server.port) for _ in range(20)]
+    assert all(b"permessage-deflate" in c.response.lower() for c in squeezed)
+    assert not any(b"extensions" in c.response.lower() for c in plain)
+    assert server.firehose.statistics().groups == 2  # same filter, one group per encoding
+    entries = server.publish(5) + server.publish(7) + server.publish(3)
+    assert server.firehose.compressions.value == 3  # three ticks, one compressed frame each
+    plain_json = await collect_json(plain[0], entries[-1].seq)
+    for client in squeezed[:50] + plain[1:]:
+        assert await collect_json(client, entries[-1].seq) == plain_json
+    assert [s["id"] for s in plain_json] == [e.seq for e in entries]
+
+
+async def collect_json(client: RawClient, last_id: int) -> list[dict]:
+    spots: list[dict] = []
+    while not spots or spots[-1]["id"] < last_id:
+        event = await client.event()
+        assert isinstance(event, ws.TextMessage), event
+        spots += json.loads(event.text)
+    return spots
+
+
+async def test_wsproto_client_with_deflate_gets_compressed_frames_and_may_send_compressed(
+        start_server: StartServer) -> None:
+    """An independent implementation (wsproto's permessage-deflate) receives the shared compressed frames,
+    sees RSV1 on the wire, and its own compressed subscribe message is understood."""
+    from wsproto import WSConnection
+    from wsproto.connection import ConnectionType
+    from wsproto.events import AcceptConnection, Request, TextMessage
+    from wsproto.extensions import PerMessageDeflate
+
+    server = await start_server()
+    conn = WSConnection(ConnectionType.CLIENT)
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    await stream.send_all(conn.send(Request(host="127.0.0.1", target="/ws/firehose",
+                                            extensions=[PerMessageDeflate(client_max_window_bits=15)])))
+    wire = bytearray()
+
+    async def next_event() -> object:
+        while True:
+            for event in conn.events():
+                return event
+            data = await stream.receive_some(65536)
+            assert data, "connection closed"
+            wire.extend(data)
+            conn.receive_data(data)
+
+    accepted = await next_event()
+    assert isinstance(accepted, AcceptConnection) and accepted.extensions
+    await stream.send_all(conn.send(TextMessage(data=json.dumps({"subscribe": {"band": ["40m"]}}))))
+    subscribed = await next_event()
+    assert isinstance(subscribed, TextMessage) and json.loads(subscribed.data)["type"] == "subscribed"
+    wire.clear()
+    entries = server.publish(3, band="40m")
+    message = await next_event()
+    assert isinstance(message, TextMessage)
+    assert [s["id"] for s in json.loads(message.data)] == [e.seq for e in entries]
+    assert wire[0] & 0x40  # RSV1: the frame was compressed
+    await stream.aclose()
+
+
+def test_client_state_table() -> None:
+    """Every state can end (reach DEAD), DEAD is final, and only LIVE and BEHIND get spots back."""
+    from hamsrv.firehose.fanout import _MOVES, _OPEN, State
+
+    assert set(_MOVES) == set(State) and _MOVES[State.DEAD] == frozenset()
+    assert all(State.DEAD in moves for state, moves in _MOVES.items() if state is not State.DEAD)
+    assert State.LIVE in _MOVES[State.BEHIND] and State.BEHIND in _MOVES[State.LIVE]
+    assert not any(_MOVES[s] & _OPEN for s in set(State) - _OPEN)  # a closing client never reopens
+
+
+async def test_an_illegal_state_move_is_refused(start_server: StartServer) -> None:
+    server = await start_server()
+    client = await RawClient.connect(server.port)
+    [c] = server.firehose._clients
+    assert c.state.name == "LIVE"
+    with pytest.raises(RuntimeError, match="cannot go from LIVE to LIVE"):
+        server.firehose._move(c, c.state)
+    await client.stream.aclose()

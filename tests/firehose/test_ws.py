@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import zlib
 
 import pytest
 from hypothesis import given, settings
@@ -15,8 +16,8 @@ RFC_MASK = bytes.fromhex("37fa213d")
 
 
 def read_all(data: bytes, *, expect_masked: bool = True, chunks: list[int] | None = None,
-             max_message_size: int = ws.DEFAULT_MAX_MESSAGE) -> list[ws.Event]:
-    reader = ws.FrameReader(expect_masked=expect_masked, max_message_size=max_message_size)
+             max_message_size: int = ws.DEFAULT_MAX_MESSAGE, deflate: bool = False) -> list[ws.Event]:
+    reader = ws.FrameReader(expect_masked=expect_masked, max_message_size=max_message_size, deflate=deflate)
     events: list[ws.Event] = []
     pieces, pos = [], 0
     for size in chunks or []:
@@ -218,7 +219,7 @@ RFC_REQUEST = (b"GET /ws/firehose?band=20m HTTP/1.1\r\nHost: server.example.com\
                b"Sec-WebSocket-Extensions: permessage-deflate\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-def test_accept_rfc_example_picks_a_supported_subprotocol_and_never_deflate() -> None:
+def test_accept_rfc_example_picks_a_supported_subprotocol_and_deflate_without_context() -> None:
     result = ws.accept_upgrade(RFC_REQUEST + b"\x81", subprotocols=("hamsrv.msgpack",))
     assert isinstance(result, ws.Upgrade)
     assert result.target == "/ws/firehose?band=20m"
@@ -229,7 +230,71 @@ def test_accept_rfc_example_picks_a_supported_subprotocol_and_never_deflate() ->
     assert response.startswith(b"http/1.1 101 ")
     assert b"sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo=" in response  # RFC 6455 1.3
     assert b"sec-websocket-protocol: hamsrv.msgpack" in response
-    assert b"extensions" not in response
+    assert (b"sec-websocket-extensions: permessage-deflate; server_no_context_takeover; "
+            b"client_no_context_takeover\r\n") in response
+    assert result.deflate == ws.Deflate(15, "permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+    plain = ws.accept_upgrade(RFC_REQUEST, deflate=False)
+    assert isinstance(plain, ws.Upgrade) and plain.deflate is None and b"extensions" not in plain.response.lower()
+
+
+NO_TAKEOVER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+
+@pytest.mark.parametrize(("offers", "bits", "response"), [
+    ([], None, None),
+    (["x-webkit-deflate-frame"], None, None),
+    (["permessage-deflate"], 15, NO_TAKEOVER),
+    (["permessage-deflate; client_max_window_bits"], 15, NO_TAKEOVER),  # what browsers offer
+    (["permessage-deflate; client_max_window_bits=10"], 15, NO_TAKEOVER),
+    (["permessage-deflate; server_no_context_takeover; client_no_context_takeover"], 15, NO_TAKEOVER),
+    (["permessage-deflate; server_max_window_bits=10"], 10, NO_TAKEOVER + "; server_max_window_bits=10"),
+    (['permessage-deflate; server_max_window_bits="12"'], 12, NO_TAKEOVER + "; server_max_window_bits=12"),
+    # bad or unusable offers are declined, and the next offer is considered
+    (["permessage-deflate; server_max_window_bits=8"], None, None),  # zlib cannot deflate with 256 bytes
+    (["permessage-deflate; server_max_window_bits=16"], None, None),
+    (["permessage-deflate; server_max_window_bits"], None, None),
+    (["permessage-deflate; client_max_window_bits=7"], None, None),
+    (["permessage-deflate; server_no_context_takeover=1"], None, None),
+    (["permessage-deflate; client_no_context_takeover; client_no_context_takeover"], None, None),
+    (["permessage-deflate; x-unknown"], None, None),
+    (["permessage-deflate; x-unknown", "permessage-deflate; server_max_window_bits=11"], 11,
+     NO_TAKEOVER + "; server_max_window_bits=11"),
+])
+def test_deflate_negotiation(offers: list[str], bits: int | None, response: str | None) -> None:
+    """RFC 7692 7.1: each parameter, offered or not; offers with bad parameters are declined."""
+    accepted = ws.negotiate_deflate(offers)
+    assert (accepted.window_bits, accepted.response) == (bits, response) if accepted else bits is None
+
+
+@given(st.lists(st.text(max_size=60), max_size=4))
+def test_deflate_negotiation_never_raises(offers: list[str]) -> None:
+    accepted = ws.negotiate_deflate(["permessage-deflate;" + o for o in offers] + offers)
+    assert accepted is None or 9 <= accepted.window_bits <= 15
+
+
+@given(st.binary(max_size=3000), st.integers(9, 15))
+def test_deflated_messages_inflate_on_their_own(payload: bytes, bits: int) -> None:
+    """Each message inflates with a fresh zlib object (no context takeover), as a browser would."""
+    data = ws.deflate_message(payload, bits)
+    assert zlib.decompressobj(-bits).decompress(data + b"\x00\x00\xff\xff") == payload
+    assert ws.inflate_message(data, len(payload)) == payload
+    assert len(payload) == 0 or ws.inflate_message(data, len(payload) - 1) is None
+
+
+def test_compressed_client_messages() -> None:
+    """RSV1 marks a compressed message when deflate was negotiated; otherwise it is a protocol error.
+    A message inflating past the limit (a zip bomb) closes with 1009; RSV1 on a control frame with 1002."""
+    body = ws.deflate_message(b'{"band":"20m"}')
+    wire = ws.frame_header(ws.OP_TEXT, len(body), compressed=True, masked=True) + RFC_MASK + ws.apply_mask(body, RFC_MASK)
+    assert read_all(wire, deflate=True) == [ws.TextMessage('{"band":"20m"}')]
+    assert read_all(wire) == [ws.ProtocolError(ws.CloseCode.PROTOCOL_ERROR, "reserved bits set without an extension")]
+    bomb = ws.deflate_message(b"x" * (ws.DEFAULT_MAX_MESSAGE + 1))
+    wire = ws.frame_header(ws.OP_TEXT, len(bomb), compressed=True, masked=True) + RFC_MASK + ws.apply_mask(bomb, RFC_MASK)
+    [event] = read_all(wire, deflate=True)
+    assert isinstance(event, ws.ProtocolError) and event.code == ws.CloseCode.MESSAGE_TOO_BIG
+    ping = ws.frame_header(ws.OP_PING, 0, compressed=True, masked=True) + RFC_MASK
+    [event] = read_all(ping, deflate=True)
+    assert isinstance(event, ws.ProtocolError) and event.code == ws.CloseCode.PROTOCOL_ERROR
 
 
 def test_accept_without_a_supported_subprotocol_uses_the_default() -> None:

@@ -152,3 +152,32 @@ async def test_the_relay_pairing_token_survives_a_reload(running: Any) -> None:
         expect(page.locator("#relay-token")).to_have_value("pairing-token-123")
 
     await in_browser(scenario, running)
+
+
+async def test_chromium_receives_spots_through_shared_permessage_deflate(running: Any) -> None:
+    """Chromium offers permessage-deflate by default: it is accepted without context takeover, and the
+    group's once-compressed frames inflate in the browser to the same spots."""
+    url = f"http://127.0.0.1:{running.http_port}/"
+
+    def compressions(page: Page) -> float:
+        metrics = page.request.get(url + "metrics").text()
+        return float(next(line.split()[1] for line in metrics.splitlines()
+                          if line.startswith("hamsrv_firehose_compressions_total")))
+
+    def scenario(page: Page, publish: Callable[[Spot], None]) -> None:
+        page.goto(url)
+        before = compressions(page)
+        page.evaluate("""() => new Promise(resolve => {
+            window.probe = new WebSocket(location.origin.replace('http', 'ws') + '/ws/firehose?band=17m');
+            window.probeMessages = [];
+            window.probe.onmessage = m => window.probeMessages.push(JSON.parse(m.data));
+            window.probe.onopen = () => resolve();
+        })""")
+        assert "permessage-deflate" in page.evaluate("() => window.probe.extensions")
+        publish(spot("ZS6ABC", 18080.0))
+        page.wait_for_function("() => window.probeMessages.length > 0")
+        [frame] = page.evaluate("() => window.probeMessages")
+        assert [(s["dx"], s["freq"], s["band"]) for s in frame] == [("ZS6ABC", 18080.0, "17m")]
+        assert compressions(page) > before  # the browser's frames were compressed ones
+
+    await in_browser(scenario, running)
