@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hamsrv.cty import load_default
 from hamsrv.errors import ConfigError
@@ -18,6 +20,7 @@ from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.links import Backoff
 from hamsrv.firehose.node import serve_cluster
+from hamsrv.firehose.peer import Close, PeerProtocol, PostBulletin, PublishSpot, SendLine
 from hamsrv.firehose.peering import PeerConfig, Peering, parse_peers
 from hamsrv.model import Spot
 
@@ -293,3 +296,16 @@ async def test_peer_that_never_initialises_is_given_up(nursery):
     await wait_for(lambda: len(peer.sessions) >= 2)
     assert world.peering.statuses[0].last_error == "no PC18/PC22 initialisation from the peer"
     assert peer.sessions[0].received == []  # we said nothing but our call
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(st.text(max_size=120), st.sampled_from(TRANSCRIPT),
+                          st.lists(st.text(max_size=12), max_size=14).map(
+                              lambda f: "^".join(["PC" + str(len(f) * 7 % 90 + 10), *f]))), max_size=20),
+       st.floats(0, 10_000))
+def test_peer_protocol_never_raises(lines, now):
+    """Whatever a peer sends, the sans-I/O side answers with actions and never raises."""
+    protocol = PeerProtocol("GB7HAM", clock=lambda: datetime.now(UTC))
+    for line in lines:
+        for action in protocol.receive_line(line) + protocol.tick(now):
+            assert isinstance(action, SendLine | PublishSpot | PostBulletin | Close)
