@@ -182,8 +182,9 @@ class Peering:
             return
         for link in self._live:
             if link.protocol.state is PeerState.NORMAL and posted.source != link.source:
-                line = link.protocol.bulletin_line(item, posted.origin or link.cfg.our_call,
-                                                   posted.when, None if local else posted.hops)
+                # what our users post enters the network at this link's node call
+                origin = link.cfg.our_call if local else (posted.origin or link.cfg.our_call)
+                line = link.protocol.bulletin_line(item, origin, posted.when, None if local else posted.hops)
                 if line is not None:
                     link.queue(line)
                     link.status.bulletins_sent += 1

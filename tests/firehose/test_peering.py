@@ -140,11 +140,11 @@ class World:
         return [e.spot for e in self.hub.ring.after(0)]
 
 
-async def start_world(nursery: trio.Nursery, peers: list[int], **options) -> World:
+async def start_world(nursery: trio.Nursery, peers: list[int], node_call: str = "GB7HAM", **options) -> World:
     hub = Hub(prepare=make_prepare(load_default(), trio.current_time), tick=0.01)
     board = Board()
     nursery.start_soon(hub.run)
-    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call="GB7HAM", board=board))
+    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call=node_call, board=board))
     configs = [PeerConfig.parse(f"127.0.0.1:{p}/GB7HAM") for p in peers]
     peering = Peering(hub, board, configs, backoff=options.pop("backoff", FAST), **options)
     await nursery.start(peering.run)
@@ -287,6 +287,22 @@ async def test_old_software_gets_pc19_and_pc11(nursery):
     await user.command("dx 7005 K1ABC")
     await wait_for(lambda: session.got("PC11"))
     assert session.got("PC11")[0].endswith("^ ^G4ABC^GB7HAM^H25^~")
+
+
+async def test_announcements_leave_with_the_peering_call(nursery):
+    """A user's `announce full` goes to old software as DXProtout.pm pc12 (`PC12^$call^$tonode^$text^$sysop^
+    $origin^$wx^$hops^~`) with the call the peer knows us by, even when HAMSRV_NODE_CALL differs."""
+    peer = ScriptedPeer("AR1ABC", pc18="PC18^AR-Cluster Version 6^5300^")
+    world = await start_world(nursery, [await start_peer(nursery, peer)], node_call="HAMSRV")
+    session = await up(world, peer)
+    user = await world.user()
+    await user.command("announce full hello net")
+    await user.command("announce only this node")
+    await wait_for(lambda: session.got("PC12"))
+    assert session.got("PC12") == ["PC12^G4ABC^*^hello net^ ^GB7HAM^0^H30^~"]
+    await session.send("PC12^G0XYZ^*^back at you^ ^AR1ABC^0^H30^~")
+    lines = (await user.read_until(b"back at you\r\n")).split(b"\r\n")
+    assert b"To ALL de G0XYZ: back at you" in lines and b"To LOCAL de G4ABC: only this node" in lines
 
 
 async def test_peer_that_never_initialises_is_given_up(nursery):
