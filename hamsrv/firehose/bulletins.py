@@ -137,8 +137,15 @@ class Board:
         return [held[i] for i in range(len(held) - 1, max(len(held) - count, 0) - 1, -1)]
 
     def after(self, seq: int) -> list[Posted]:
-        """Entries newer than `seq`, oldest first (a follower that fell far behind misses the oldest)."""
-        return [p for p in self._recent if p.seq > seq]
+        """Entries newer than `seq`, oldest first (a follower that fell far behind misses the oldest).
+        Scans back from the newest only as far as needed: every user follows the board."""
+        out: list[Posted] = []
+        for posted in reversed(self._recent):
+            if posted.seq <= seq:
+                break
+            out.append(posted)
+        out.reverse()
+        return out
 
     async def wait_after(self, seq: int) -> None:
         while self.last_seq <= seq:

@@ -216,3 +216,12 @@ def test_self_spot_below_1240_mhz_stays_with_the_spotter():
     assert b"DX de G4ABC-2:   14025.0  G4ABC/P      cq" in b"".join(e.data for e in events if isinstance(e, Send))
     [spot] = [e for e in session.receive_data(b"dx 1296100 G4ABC cq\r\n") if isinstance(e, Publish)]
     assert spot.spot.dx == "G4ABC"  # 23 cm and up: self-spots are allowed
+
+
+def test_board_is_bounded_and_followers_read_only_what_is_new():
+    board = Board(max_keep=3, clock=lambda: NOW)
+    posted = [board.post(Talk("G0XYZ", "G4ABC", f"line {n}"), source="user:G0XYZ", origin="GB7HAM")
+              for n in range(20)]
+    assert [p.seq for p in board.after(17)] == [18, 19, 20]
+    assert len(board.after(0)) == 12  # 4 x max_keep held for followers, the rest forgotten
+    assert len(board.newest("talk", 10)) == 3 and posted[-1] is board.newest("talk", 1)[0]
