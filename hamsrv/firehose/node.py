@@ -13,6 +13,7 @@ import heapq
 import ipaddress
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ WRITE_TIMEOUT = 30.0  # a socket unwritable this long belongs to a client that s
 READ_SIZE = 4096
 MAX_BATCH = 1000  # ring entries per write while a user catches up, so one write stays small
 SHOW_DX_SCAN = 20_000  # newest ring entries SH/DX looks through for matches
+MAX_REMEMBERED = 20_000  # users whose settings (set/skimmer, filters, set/name ...) are kept between logins
 SHUTDOWN_NOTICE = b"\r\n*** node shutting down\r\n"
 BUSY_NOTICE = b"*** this node has no room for more connections from you, try again later\r\n"
 LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
@@ -139,6 +141,7 @@ class _Node:
         self.open = 0
         self.per_ip: dict[str, int] = {}
         self.sessions: dict[str, list[_Connection]] = {}  # logged-in users by call, for talk and who
+        self.prefs: OrderedDict[str, dict[str, object]] = OrderedDict()  # settings of users who left
         metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
                       lambda: self.feed_peers)
@@ -154,6 +157,13 @@ class _Node:
                                        "Cluster connections refused by the connection limits")
         self.rate_limited = metrics.counter("hamsrv_cluster_spots_rate_limited_total",
                                             "User spots refused by the per-user spot rate")
+
+    def remember(self, call: str, prefs: dict[str, object]) -> None:
+        """Keep a leaving user's settings for their next login (bounded: the oldest are forgotten)."""
+        self.prefs[call] = prefs
+        self.prefs.move_to_end(call)
+        while len(self.prefs) > MAX_REMEMBERED:
+            self.prefs.popitem(last=False)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections.inc()
@@ -214,6 +224,7 @@ class _Connection:
         finally:
             if self._role == "user":
                 self.node.users -= 1
+                self.node.remember(self.session.call, self.session.preferences())
                 mine = self.node.sessions.get(self.session.call, [])
                 if self in mine:
                     mine.remove(self)
@@ -330,6 +341,9 @@ class _Connection:
             return
         self._role = "user"
         self.node.users += 1
+        remembered = self.node.prefs.get(event.call)
+        if remembered is not None:
+            self.session.restore(remembered)
         self.node.sessions.setdefault(event.call, []).append(self)
         self._nursery.start_soon(self._until_done, self._write_loop)
         self._nursery.start_soon(self._until_done, self._bulletin_loop)

@@ -177,6 +177,8 @@ class State(enum.Enum):
 
 
 _BYE_WORDS = frozenset({"b", "bye", "q", "quit", "exit", "logout"})
+PREFERENCES = ("width", "page", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
+               "want_talk", "want_grid", "want_cq", "beep", "ve7cc", "name", "qth", "qra", "location")
 
 
 class ClusterSession:
@@ -366,6 +368,18 @@ class ClusterSession:
                 return None, args
             args = f"{count} {args}".strip()
         return commands.COMMANDS.get((commands.VERBS.get(verb, ""), commands.NOUNS.get(noun, ""))), args
+
+    def preferences(self) -> dict[str, object]:
+        """The user's settings, to be given back with `restore` at the next login (DXSpider keeps them in
+        its user file; we keep them for the life of the process)."""
+        prefs: dict[str, object] = {k: getattr(self, k) for k in PREFERENCES}
+        prefs["filter"] = UserFilter(dict(self.filter.accept), dict(self.filter.reject))
+        return prefs
+
+    def restore(self, prefs: dict[str, object]) -> None:
+        for key, value in prefs.items():
+            if key in PREFERENCES:
+                setattr(self, key, value)
 
     def skimmer_description(self) -> str:
         """As cmd/set/wantrbn.pl says it: `ALL MODES`, `NONE`, or the kinds (`CW, RTTY`)."""

@@ -324,3 +324,19 @@ async def test_announce_talk_who_and_rate_limit(nursery):
     assert b"Callsigns connected to GB7HAM\r\nG0ABC        M0XYZ" in await alice.command("sh/users")
     assert b"G0ABC -> LOCAL hello everyone" in await bob.command("sh/ann")
     assert b"psst" not in alice.buffer
+
+
+async def test_settings_are_remembered_between_logins(node):
+    """DXSpider keeps a user's settings in its user file; here they last for the life of the process."""
+    client = await node.connect("G4ABC")
+    await client.command("set/skimmer CW")
+    await client.command("accept/spots on hf/cw and not by_zone 14")
+    await client.command("set/name Fred")
+    await client.stream.send_all(b"bye\r\n")
+    await client.read_to_eof()
+    again = await node.connect("G4ABC")
+    shown = await again.command("sh/filter")
+    assert b"accept/spots 1 on hf/cw and not by_zone 14" in shown and b"skimmer spots: CW" in shown
+    assert b"Fred" in await again.command("who")
+    other = await node.connect("M0XYZ")
+    assert b"no spot filter" in await other.command("sh/filter")
