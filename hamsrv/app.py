@@ -12,6 +12,7 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -103,6 +104,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             primary = Primary(role, hub) if role is not None and role.primary else None
             bridge = None
             cluster_port, link_states, peer_states, board = 0, [], [], Board()
+            roster: dict[str, list[Any]] = {}  # cluster users by call, shared with the peering's PC92 records
             if follower is not None:  # ingress belongs to the primary: only mirror its spots
                 await root.start(follower.run)
             else:
@@ -117,11 +119,11 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         feeds=feeds, metrics=metrics, task_status=task_status,
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
                                              config.cluster_idle_hours * 3600, config.cluster_spot_rate),
-                        check_secret=ClusterSignIn(db).check))
+                        check_secret=ClusterSignIn(db).check, roster=roster))
                 link_states = await root.start(lambda task_status: serve_links(
                     hub, links, metrics=metrics, board=board, task_status=task_status,
                     commands=parse_commands(config.cluster_link_commands)))
-                peer_states = await root.start(Peering(hub, board, peers).run)
+                peer_states = await root.start(Peering(hub, board, peers, users=lambda: list(roster)).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
             imports = JobRunner(db)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
+from typing import Any
 
 import trio
 
@@ -132,7 +133,7 @@ class _Node:
 
     def __init__(self, hub: Hub, board: Board, node_call: str, feeds: FeedPolicy, metrics: Registry,
                  login_timeout: float, write_timeout: float, limits: ClusterLimits,
-                 check_secret: SecretCheck | None = None):
+                 check_secret: SecretCheck | None = None, roster: dict[str, list[Any]] | None = None):
         self.hub, self.board, self.node_call, self.feeds = hub, board, node_call, feeds
         self.check_secret = check_secret
         self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
@@ -140,7 +141,8 @@ class _Node:
         self.feed_peers = 0
         self.open = 0
         self.per_ip: dict[str, int] = {}
-        self.sessions: dict[str, list[_Connection]] = {}  # logged-in users by call, for talk and who
+        # logged-in users by call, for talk and who (and peering's PC92 user records, when shared)
+        self.sessions: dict[str, list[Any]] = roster if roster is not None else {}
         self.prefs: OrderedDict[str, dict[str, object]] = OrderedDict()  # settings of users who left
         metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
@@ -385,10 +387,11 @@ async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAM
                         board: Board | None = None, feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                         limits: ClusterLimits | None = None, check_secret: SecretCheck | None = None,
+                        roster: dict[str, list[Any]] | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
     node = _Node(hub, board or Board(), node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
-                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret)
+                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret, roster)
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:

@@ -14,6 +14,7 @@ input, and nothing here knows about sockets or clocks: callers pass the time.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -426,9 +427,19 @@ def pc92k(node: str, now: datetime, users: int, version: int = PC19_VERSION, bui
             f"^H{PC9X_HOPS}^")
 
 
-def pc92c(node: str, now: datetime, version: int = PC19_VERSION, t: str | None = None) -> str:
-    """Config (DXProtout.pm pc92c): this node and, for a spot-only node, no dependent nodes."""
-    return f"PC92^{node}^{t or time_id(now)}^C^{pc92_node_slot(node, version)}^H{PC9X_HOPS}^"
+def pc92c(node: str, now: datetime, users: Sequence[str] = (), version: int = PC19_VERSION,
+          t: str | None = None) -> str:
+    """Config (DXProtout.pm pc92c, `_gen_pc92('C', 1, @_)`): this node with its version, then its users
+    (flag 1: here, not a node); a spot-only node has no dependent nodes."""
+    slots = "".join(f"^1{user}" for user in users)
+    return f"PC92^{node}^{t or time_id(now)}^C^{pc92_node_slot(node, version)}{slots}^H{PC9X_HOPS}^"
+
+
+def pc92_users(node: str, now: datetime, sort: str, users: Sequence[str], t: str | None = None) -> str:
+    """A (users arrived) or D (users left): our own slot left empty (`$pc9x_nodupe_first_slot = 1`),
+    then the users (DXProtout.pm pc92a / pc92d)."""
+    slots = "".join(f"^1{user}" for user in users)
+    return f"PC92^{node}^{t or time_id(now)}^{sort}^{slots}^H{PC9X_HOPS}^"
 
 
 def pc93(node: str, now: datetime, to: str, sender: str, text: str, via: str = "*",

@@ -20,7 +20,7 @@ relays nothing but spots, announcements and WWV/WCY.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +43,7 @@ OBSCOUNT = 2  # DXProt.pm `$obscount = 2`: pings that may go unanswered
 KEEPALIVE_INTERVAL = 3600.0  # DXProt.pm `$pc92_keepalive_period = 1*60*60`
 WWV_MAX_AGE = timedelta(hours=1)  # DXProt.pm `$pc23_max_age = 1*3600`
 BULLETIN_MAX_AHEAD = timedelta(seconds=1500)  # handle_23/73: `$d > $main::systime + 1500`
+USERS_PER_SENTENCE = 50  # PC92 C/A/D slots per sentence, so no line comes near the length limits
 INIT_TIMEOUT = 60.0  # seconds from login to the peer's PC22 (ExtMsg.pm's login timeout is 60 s too)
 
 
@@ -86,7 +87,8 @@ class PeerProtocol:
     `bulletin_line` format what hamsrv passes on."""
 
     def __init__(self, our_call: str, *, ping_interval: float = PING_INTERVAL, obscount: int = OBSCOUNT,
-                 clock: Callable[[], datetime] | None = None, users: Callable[[], int] = lambda: 0,
+                 clock: Callable[[], datetime] | None = None,
+                 users: Callable[[], Collection[str]] = lambda: (),
                  started: float = 0.0, init_timeout: float = INIT_TIMEOUT):
         self.our_call = our_call.upper()
         self.ping_interval, self.obscount = ping_interval, obscount
@@ -103,6 +105,7 @@ class PeerProtocol:
         self.next_keepalive = started + KEEPALIVE_INTERVAL
         self.dropped: dict[str, int] = {}  # reason -> sentences dropped, for /healthz
         self.ids = pcprot.TimeIds()
+        self.announced: set[str] = set()  # our users the peer has been told about (PC92 C/A/D)
 
     # ---- input
 
@@ -153,18 +156,32 @@ class PeerProtocol:
         """DXProtHandle.pm handle_18 (what an outbound DXSpider does): config first, then PC20."""
         self.spider, self.pc9x = init.spider, init.pc9x
         now = self.clock()
-        config = pcprot.pc92k(self.our_call, now, self.users(), t=self.ids.next(now)) if self.pc9x \
+        config = pcprot.pc92k(self.our_call, now, len(self.users()), t=self.ids.next(now)) if self.pc9x \
             else pcprot.pc19(self.our_call)
         return [SendLine(config), SendLine(pcprot.pc20())]
 
     def _on_init_done(self, number: int) -> list[Action]:
-        if number == 20:  # the peer wants our config: DXProtHandle.pm handle_20 answers with PC22
-            self.state = PeerState.NORMAL
-            self.last_ping = 0.0
-            return [SendLine(pcprot.pc22())]
+        first = [SendLine(pcprot.pc22())] if number == 20 else []  # handle_20 answers with PC22
         self.state = PeerState.NORMAL  # handle_22: `$self->{lastping} = 0; $self->state('normal');`
         self.last_ping = 0.0
-        return []
+        return first + self._user_config()
+
+    def _user_config(self) -> list[Action]:
+        """PC92 C naming our users (pc9x peers build their routing from it, and DXSpider's optional
+        `$senderverify` checks a spotter against it); later arrivals and departures go as A and D."""
+        if not self.pc9x:
+            return []
+        users = sorted(self.users())
+        self.announced = set(users)
+        now = self.clock()
+        head, rest = users[:USERS_PER_SENTENCE], users[USERS_PER_SENTENCE:]
+        lines = [pcprot.pc92c(self.our_call, now, head, t=self.ids.next(now))]
+        lines += self._user_changes("A", rest, now)
+        return [SendLine(line) for line in lines]
+
+    def _user_changes(self, sort: str, users: list[str], now: datetime) -> list[str]:
+        return [pcprot.pc92_users(self.our_call, now, sort, users[i:i + USERS_PER_SENTENCE],
+                                  t=self.ids.next(now)) for i in range(0, len(users), USERS_PER_SENTENCE)]
 
     def _on_ping(self, ping: Ping) -> list[Action]:
         """DXProtHandle.pm handle_51: `if ($flag == 1) { $self->send(pc51($from, $to, '0')) }` else
@@ -236,7 +253,16 @@ class PeerProtocol:
         if self.pc9x and now >= self.next_keepalive:
             self.next_keepalive = now + KEEPALIVE_INTERVAL
             now_utc = self.clock()
-            actions.append(SendLine(pcprot.pc92k(self.our_call, now_utc, self.users(), t=self.ids.next(now_utc))))
+            actions.append(SendLine(pcprot.pc92k(self.our_call, now_utc, len(self.users()),
+                                                 t=self.ids.next(now_utc))))
+            return actions + self._user_config()  # DXProt.pm: the periodic config broadcast
+        if self.pc9x:
+            current = set(self.users())
+            now_utc = self.clock()
+            arrived, left = sorted(current - self.announced), sorted(self.announced - current)
+            self.announced = current
+            actions += [SendLine(x) for x in self._user_changes("A", arrived, now_utc)]
+            actions += [SendLine(x) for x in self._user_changes("D", left, now_utc)]
         return actions
 
     # ---- output

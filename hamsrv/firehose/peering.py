@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random as _random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -144,7 +144,7 @@ class Peering:
     """Every configured peer and the forwarding between them, the hub and the bulletin board."""
 
     def __init__(self, hub: Hub, board: Board, configs: Sequence[PeerConfig], *,
-                 users: Callable[[], int] = lambda: 0, backoff: Backoff = DEFAULT_BACKOFF,
+                 users: Callable[[], Collection[str]] = lambda: (), backoff: Backoff = DEFAULT_BACKOFF,
                  ping_interval: float | None = None, tick: float = TICK, init_timeout: float = 60.0,
                  login_timeout: float = LOGIN_TIMEOUT, connect_timeout: float = CONNECT_TIMEOUT,
                  draw: Callable[[], float] = _random.random, clock: Callable[[], datetime] = _utc_now):

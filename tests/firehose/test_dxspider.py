@@ -90,10 +90,12 @@ class Hamsrv:
 async def peered(nursery: trio.Nursery, dxspider: DxSpider, **options) -> Hamsrv:
     hub = Hub(prepare=make_prepare(load_default(), trio.current_time), tick=0.01)
     board = Board()
+    roster: dict = {}
     nursery.start_soon(hub.run)
-    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call="GB7HAM", board=board))
+    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call="GB7HAM", board=board,
+                                       roster=roster))
     peering = Peering(hub, board, [PeerConfig.parse(f"127.0.0.1:{dxspider.port}/GB7HAM")],
-                      backoff=Backoff(initial=0.5, maximum=1.0), **options)
+                      backoff=Backoff(initial=0.5, maximum=1.0), users=lambda: list(roster), **options)
     await nursery.start(peering.run)
     world = Hamsrv(hub, board, port, peering)
     await wait_for(lambda: world.status.state == "normal")
@@ -175,3 +177,21 @@ async def test_sh_dx_lines_equal_dxspiders(nursery, dxspider):
     theirs = await spider_user.line_with(b"VK3DDD")
     ours = (await ham_user.command("sh/dx VK3DDD")).split(b"\r\n")[0]
     assert ours == theirs and len(ours) == 77
+
+
+async def test_dxspider_sees_our_users(nursery, dxspider):
+    """Our PC92 C/A records put our users into DXSpider's routing table (DXProtHandle.pm handle_92:
+    `if ($sort eq 'A') { for (@nent) { push @radd, _add_thingy($parent, $_, $self, $hops); } }`), so its
+    `sh/c` lists them under our node."""
+    ham = await peered(nursery, dxspider, tick=0.1)
+    ham_user = await Telnet.login(ham.port, "G0EEE", HAMSRV_PROMPT)
+    spider_user = await Telnet.login(dxspider.port, "G4EEE", DXSPIDER_PROMPT)
+    with trio.fail_after(SAFETY):
+        while True:
+            await trio.sleep(0.3)
+            shown = await spider_user.command("sh/c")
+            if b"G0EEE" in shown:
+                break
+    line = next(row for row in shown.split(b"\r\n") if b"G0EEE" in row)
+    assert line.split() == [b"GB7HAM", b"G0EEE"]  # cmd/show/configuration.pl: node, then its users
+    await ham_user.stream.aclose()

@@ -143,10 +143,13 @@ class World:
 async def start_world(nursery: trio.Nursery, peers: list[int], node_call: str = "GB7HAM", **options) -> World:
     hub = Hub(prepare=make_prepare(load_default(), trio.current_time), tick=0.01)
     board = Board()
+    roster: dict = {}
     nursery.start_soon(hub.run)
-    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call=node_call, board=board))
+    port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call=node_call, board=board,
+                                       roster=roster))
     configs = [PeerConfig.parse(f"127.0.0.1:{p}/GB7HAM") for p in peers]
-    peering = Peering(hub, board, configs, backoff=options.pop("backoff", FAST), **options)
+    peering = Peering(hub, board, configs, backoff=options.pop("backoff", FAST), users=lambda: list(roster),
+                      **options)
     await nursery.start(peering.run)
     return World(hub, board, port, peering)
 
@@ -191,6 +194,22 @@ async def test_init_sequence_and_a_user_spot_reaches_the_peer_as_pc61(nursery):
     assert fields[1:3] == ["14025.0", "K1ABC"] and fields[5:] == [
         "hello from hamsrv", "G4ABC", "GB7HAM", "127.0.0.1", "H30", "~"]
     assert world.peering.statuses[0].spots_sent == 1
+
+
+async def test_our_users_are_announced_with_pc92_c_a_d(nursery):
+    """DXProtout.pm pc92c (`_gen_pc92('C', 1, ...)`) after the peer's PC22, then pc92a / pc92d as users
+    come and go (`PC92^GB7HAM^<t>^A^^1G4ABC^H99^`, our own slot left empty as `$pc9x_nodupe_first_slot`)."""
+    peer = ScriptedPeer()
+    world = await start_world(nursery, [await start_peer(nursery, peer)], tick=0.02)
+    session = await up(world, peer)
+    await wait_for(lambda: session.got("PC92^GB7HAM^") and "^C^" in session.got("PC92^GB7HAM^")[-1])
+    assert session.got("PC92^GB7HAM^")[-1].endswith("^C^5GB7HAM:5455^H99^")  # nobody logged in yet
+    user = await world.user("G4ABC")
+    await wait_for(lambda: any("^A^^1G4ABC^H99^" in x for x in session.got("PC92^GB7HAM^")))
+    await user.stream.send_all(b"bye\r\n")
+    await wait_for(lambda: any("^D^^1G4ABC^H99^" in x for x in session.got("PC92^GB7HAM^")))
+    ids = [float(x.split("^")[2]) for x in session.got("PC92^GB7HAM^")]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # DXSpider drops a repeated id (check_pc9x_t)
 
 
 async def test_peer_spot_reaches_users_and_firehose_once(nursery):
