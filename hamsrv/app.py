@@ -12,6 +12,7 @@ import logging
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 import trio
 
@@ -20,12 +21,14 @@ from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bridge import Bridge
+from hamsrv.firehose.bulletins import Board, firehose_message
 from hamsrv.firehose.enrich import make_prepare
 from hamsrv.firehose.fanout import Firehose
 from hamsrv.firehose.history import keep_history
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.links import parse_links, serve_links
+from hamsrv.firehose.links import parse_commands, parse_links, serve_links
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
+from hamsrv.firehose.peering import Peering, parse_peers
 from hamsrv.firehose.qso_events import listen_qsos
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.http.api import create_app
@@ -89,6 +92,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
     metrics = Registry()
     feeds = FeedPolicy.parse(config.cluster_feeds)  # ConfigError before anything starts
     links = parse_links(config.cluster_links, config.node_call)
+    peers = parse_peers(config.cluster_peers)
     ssl_context = _ssl_context(config)
     db = await Database.open(config.database_url, config.data_dir, pool_size=config.db_pool_size)
     try:
@@ -102,7 +106,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             follower = Follower(role, hub) if role is not None and not role.primary else None
             primary = Primary(role, hub) if role is not None and role.primary else None
             bridge = None
-            cluster_port, link_states = 0, []
+            cluster_port, link_states, peer_states, board = 0, [], [], Board()
+            roster: dict[str, list[Any]] = {}  # cluster users by call, shared with the peering's PC92 records
             if follower is not None:  # ingress belongs to the primary: only mirror its spots
                 await root.start(follower.run)
             else:
@@ -114,14 +119,17 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                     await root.start(bridge.run)
                 cluster_port = await root.start(
                     lambda task_status: serve_cluster(
-                        hub, config.cluster.host, config.cluster.port, node_call=config.node_call,
+                        hub, config.cluster.host, config.cluster.port, node_call=config.node_call, board=board,
                         feeds=feeds, metrics=metrics, task_status=task_status,
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
                                              config.cluster_idle_hours * 3600, config.cluster_spot_rate),
-                        check_secret=ClusterSignIn(db).check))
+                        check_secret=ClusterSignIn(db).check, roster=roster))
                 link_states = await root.start(lambda task_status: serve_links(
-                    hub, links, metrics=metrics, task_status=task_status))
+                    hub, links, metrics=metrics, board=board, task_status=task_status,
+                    commands=parse_commands(config.cluster_link_commands)))
+                peer_states = await root.start(Peering(hub, board, peers, users=lambda: list(roster)).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
+            board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
             imports = JobRunner(db)
             await root.start(imports.run)
             scheduler = await root.start(sync_service.serve_syncs, config, db, metrics)
@@ -132,6 +140,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                              web_dir=config.web_dir, cty=table, identity=Policy.from_config(config),
                              access_log=config.access_log)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
+            state.health_extras["peers"] = lambda: [s.as_dict() for s in peer_states]
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
             state.latest_solar = functools.partial(noaa.latest_reading, db)

@@ -202,6 +202,12 @@ class Config:
     access_log: bool = field(default=False, metadata={
         "env": "HAMSRV_ACCESS_LOG", "parse": parse_switch,
         "help": "log one line per HTTP request (on/off)"})
+    cluster_peers: str = field(default="", metadata={
+        "env": "HAMSRV_CLUSTER_PEERS", "parse": str,
+        "help": "peer nodes spoken to in the PC protocol, host:port/OURCALL, comma separated"})
+    cluster_link_commands: str = field(default="", metadata={
+        "env": "HAMSRV_CLUSTER_LINK_COMMANDS", "parse": str,
+        "help": "commands every upstream link sends after login, separated by ';'"})
 
     @property
     def tls(self) -> bool:

@@ -1,5 +1,5 @@
 // Live DX spots from /ws/firehose. Each text frame is a JSON array of the spots of one tick;
-// control messages (gap, subscribed, error) are JSON objects.
+// control messages (gap, subscribed, error, announce) are JSON objects.
 "use strict";
 const MAX_ROWS = 200;
 const tbody = document.querySelector("#spots tbody");
@@ -124,6 +124,7 @@ async function connect() {
     if (Array.isArray(msg)) { msg.forEach(addSpot); return; }
     if (msg.type === "gap") note.textContent = `missed spots ${msg.from}–${msg.to} while away`;
     if (msg.type === "error") note.textContent = msg.error || "the server refused the filter";
+    if (msg.type === "announce") note.textContent = `To ${msg.to} de ${msg.from}: ${msg.text}`;
   };
   ws.onclose = () => {
     statusEl.textContent = "reconnecting…"; statusEl.className = "status off";

@@ -26,7 +26,6 @@ MAX_LINE = 1024
 LOGIN_TIMEOUT = 60.0  # seconds for a login, both ways (DXSpider ExtMsg.pm uses 60)
 # A spot time up to this far ahead of `now` is clock skew, not yesterday's spot.
 FUTURE_SKEW = timedelta(minutes=5)
-PC11_HOPS = 25  # DXSpider's default hop count for PC11 (FACTS 2.5)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUMBER = {m.upper(): i for i, m in enumerate(MONTHS, 1)}
@@ -313,30 +312,25 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.lstrip("+-").isdecimal() else None
 
 
-def format_dx_line(spot: Spot, width: int = 80) -> str:
+def format_dx_line(spot: Spot, width: int = 80, slot1: str = "", slot2: str | None = None) -> str:
     """The AK1A `DX de` line DXSpider sends (FACTS 2.1), without line terminator.
 
     The frequency stays right-aligned at column 23 by eating spotter padding; a DX call longer than 12
-    characters takes its room from the comment, so the time stays at column `width - 10` and the
-    spotter's locator (if known) fills the last 5 columns.
+    characters takes its room from the comment, so the time stays at column `width - 10`. `slot1`
+    ends the comment and `slot2` follows the time (DXCommandmode.pm format_dx_spot: `$comment =
+    substr($comment, 0, $clth-length($slot1)) . $slot1`, `"$front %-s $t$slot2"`); by default slot2 is
+    the spotter's locator when known.
     """
     left = f"DX de {spot.spotter}:"
     freq = f"{spot.freq:.1f}"
     front = left + " " * max(1, 24 - len(left) - len(freq)) + freq + "  " + f"{spot.dx:<12}"
     comment_width = max(0, width - 12 - len(front))  # 30 columns at width 80, as DXSpider
     comment = without_control(spot.comment, " ")[:comment_width].rstrip()
-    tail = f" {spot.spotter_grid}" if spot.spotter_grid else ""
-    return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{tail}"
-
-
-def format_pc11(spot: Spot, origin_node: str, hops: int = PC11_HOPS) -> str:
-    """A PC11 relay sentence (no spotter IP), for peers that predate PC61."""
-    return _format_pc("PC11", spot, origin_node, None, hops)
-
-
-def format_pc61(spot: Spot, origin_node: str, hops: int = 30) -> str:
-    """A PC61 relay sentence; the spotter IP comes from `spot.extra["spotter_ip"]` (0.0.0.0 unknown)."""
-    return _format_pc("PC61", spot, origin_node, spot.extra.get("spotter_ip", "0.0.0.0"), hops)
+    if slot1:
+        comment = f"{comment:<{comment_width}}"[: max(0, comment_width - len(slot1))] + slot1
+    if slot2 is None:
+        slot2 = f" {spot.spotter_grid}" if spot.spotter_grid else ""
+    return f"{front} {comment:<{comment_width}} {spot.time.astimezone(UTC):%H%M}Z{slot2}"
 
 
 def cluster_date(t: datetime) -> str:
@@ -344,12 +338,25 @@ def cluster_date(t: datetime) -> str:
     return f"{t.day:2d}-{MONTHS[t.month - 1]}-{t.year:04d}"
 
 
-def _format_pc(kind: str, spot: Spot, origin_node: str, ip: str | None, hops: int) -> str:
-    when = spot.time.astimezone(UTC)
-    date = cluster_date(when)
-    # Caret separates fields: DXSpider sends `~` in its place, and an empty field as one space.
-    comment = without_control(spot.comment, " ").replace("^", "~") or " "
-    fields = [kind, f"{spot.freq:.1f}", spot.dx, date, f"{when:%H%M}Z", comment, spot.spotter, origin_node]
-    if ip is not None:
-        fields.append(ip)
-    return "^".join([*fields, f"H{hops}", "~"])
+def format_announce(a: Announce) -> str:
+    """DXCommandmode.pm announce: `"$to$target de $_[0]: $text"`, `$to` being `To ` except for WX
+    (DXProt.pm send_announce: `$target = "WX"; $to = '';`)."""
+    head = "WX" if a.to == "WX" else f"To {a.to}"
+    return f"{head} de {a.sender}: {without_control(a.text, ' ')}"
+
+
+def format_wwv(w: Wwv) -> str:
+    """DXCommandmode.pm wwv: `"WWV de $_[6] <$_[1]>:   SFI=$_[2], A=$_[3], K=$_[4], $_[5]"`."""
+    return (f"WWV de {w.sender} <{_blank(w.hour)}>:   SFI={_blank(w.sfi)}, A={_blank(w.a)}, "
+            f"K={_blank(w.k)}, {without_control(w.text, ' ')}")
+
+
+def format_wcy(w: Wcy) -> str:
+    """DXCommandmode.pm wcy: `"WCY de $_[10] <$_[1]> : K=$_[4] expK=$_[5] A=$_[3] R=$_[6] SFI=$_[2]
+    SA=$_[7] GMF=$_[8] Au=$_[9]"`."""
+    return (f"WCY de {w.sender} <{_blank(w.hour)}> : K={_blank(w.k)} expK={_blank(w.expk)} A={_blank(w.a)} "
+            f"R={_blank(w.r)} SFI={_blank(w.sfi)} SA={_blank(w.sa)} GMF={_blank(w.gmf)} Au={_blank(w.au)}")
+
+
+def _blank(value: object) -> str:
+    return "" if value is None else str(value)

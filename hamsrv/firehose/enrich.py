@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from hamsrv.cty import CtyTable
+from hamsrv.firehose.skimmer import Qualifier
 from hamsrv.model import Spot, band_for_mhz
 
 # Comment words that name a mode, as spotters write them -> the mode we report. FT4/JS8/PSK31 are kept
@@ -90,10 +91,13 @@ class Enricher:
             spot.country = spot.country or dx.name
             spot.cont = spot.cont or dx.cont
             spot.cqz = spot.cqz if spot.cqz is not None else dx.cqz
+            spot.extra.setdefault("dx_ituz", str(dx.ituz))  # for call_itu filters
         spotter = self.cty.lookup(spot.spotter)  # lookup drops `-#` / `-2` skimmer and SSID suffixes
         if spotter is not None:
             spot.spotter_dxcc = spot.spotter_dxcc if spot.spotter_dxcc is not None else spotter.dxcc
             spot.spotter_cont = spot.spotter_cont or spotter.cont
+            spot.extra.setdefault("spotter_cqz", str(spotter.cqz))  # for by_zone filters and set/dxcq
+            spot.extra.setdefault("spotter_ituz", str(spotter.ituz))  # for by_itu filters
         return spot
 
 
@@ -167,13 +171,17 @@ class Deduper:
 
 
 def make_prepare(cty: CtyTable, clock: Callable[[], float]) -> Callable[[Spot], Spot | None]:
-    """The hub's per-spot step: drop duplicates (checked first, so they cost no lookups), then enrich."""
+    """The hub's per-spot step: hold skimmer spots until a second skimmer confirms them (skimmer.py),
+    drop duplicates (checked before enriching, so they cost no lookups), then enrich."""
     enricher = Enricher(cty)
     deduper = Deduper()
+    qualifier = Qualifier()
 
     def prepare(spot: Spot) -> Spot | None:
-        if deduper.is_duplicate(spot, clock()):
+        now = clock()
+        qualified = qualifier.offer(spot, now)
+        if qualified is None or deduper.is_duplicate(qualified, now):
             return None
-        return enricher.enrich(spot)
+        return enricher.enrich(qualified)
 
     return prepare

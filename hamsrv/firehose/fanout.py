@@ -574,6 +574,16 @@ class Firehose:
             self._group(c)
         self._reply(c, control_frame({"type": "subscribed", "filter": new_filter.to_dict()}))
 
+    def broadcast(self, message: Mapping[str, object] | None) -> None:
+        """A control message for every client (cluster announcements: `{"type": "announce", ...}`);
+        bounded like replies, so a client that never reads is closed rather than queued for."""
+        if message is None:
+            return
+        frame = control_frame(message)
+        for c in list(self._clients):
+            if c.state in _OPEN:
+                self._reply(c, frame)
+
     def _send_error(self, c: _Client, exc: InputError) -> None:
         message: dict[str, object] = {"type": "error", "error": str(exc)}
         if exc.field:

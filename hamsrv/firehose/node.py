@@ -9,31 +9,38 @@ that stays unwritable for `write_timeout` seconds is closed.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
 import logging
 import math
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
+from typing import Any
 
 import trio
 
 from hamsrv.errors import ConfigError
+from hamsrv.firehose.bulletins import Board, Talk, format_bulletins
 from hamsrv.firehose.cluster import LOGIN_TIMEOUT
-from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.session import (
-    DUPLICATE_NOTICE,
+from hamsrv.firehose.commands import format_users
+from hamsrv.firehose.events import (
     CheckSecret,
-    ClusterSession,
     Disconnect,
     Event,
     LoggedIn,
+    Post,
     Publish,
     Send,
+    ShowBulletins,
     ShowDx,
-    State,
+    ShowUsers,
 )
+from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State, is_skimmer
 from hamsrv.listen import open_listeners
 from hamsrv.metrics import Registry
 
@@ -43,6 +50,7 @@ WRITE_TIMEOUT = 30.0  # a socket unwritable this long belongs to a client that s
 READ_SIZE = 4096
 MAX_BATCH = 1000  # ring entries per write while a user catches up, so one write stays small
 SHOW_DX_SCAN = 20_000  # newest ring entries SH/DX looks through for matches
+MAX_REMEMBERED = 20_000  # users whose settings (set/skimmer, filters, set/name ...) are kept between logins
 SHUTDOWN_NOTICE = b"\r\n*** node shutting down\r\n"
 BUSY_NOTICE = b"*** this node has no room for more connections from you, try again later\r\n"
 LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
@@ -59,6 +67,7 @@ class ClusterLimits:
     per_ip: int = 20  # connections from one address
     idle_timeout: float = 24 * 3600.0  # a logged-in user who sends nothing for this long is let go
     spots_per_minute: int = 10  # a user's DX commands: a burst of this many, then this many a minute
+    posts_per_minute: int = 5  # a user's announcements and talks, the same way
 
 
 class _SpotBucket:
@@ -122,16 +131,19 @@ class _Stalled(Exception):
 class _Node:
     """What every connection shares: the hub, the settings and the counters."""
 
-    def __init__(self, hub: Hub, node_call: str, feeds: FeedPolicy, metrics: Registry,
+    def __init__(self, hub: Hub, board: Board, node_call: str, feeds: FeedPolicy, metrics: Registry,
                  login_timeout: float, write_timeout: float, limits: ClusterLimits,
-                 check_secret: SecretCheck | None = None):
-        self.hub, self.node_call, self.feeds = hub, node_call, feeds
+                 check_secret: SecretCheck | None = None, roster: dict[str, list[Any]] | None = None):
+        self.hub, self.board, self.node_call, self.feeds = hub, board, node_call, feeds
         self.check_secret = check_secret
         self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
         self.users = 0
         self.feed_peers = 0
         self.open = 0
         self.per_ip: dict[str, int] = {}
+        # logged-in users by call, for talk and who (and peering's PC92 user records, when shared)
+        self.sessions: dict[str, list[Any]] = roster if roster is not None else {}
+        self.prefs: OrderedDict[str, dict[str, object]] = OrderedDict()  # settings of users who left
         metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
                       lambda: self.feed_peers)
@@ -147,6 +159,13 @@ class _Node:
                                        "Cluster connections refused by the connection limits")
         self.rate_limited = metrics.counter("hamsrv_cluster_spots_rate_limited_total",
                                             "User spots refused by the per-user spot rate")
+
+    def remember(self, call: str, prefs: dict[str, object]) -> None:
+        """Keep a leaving user's settings for their next login (bounded: the oldest are forgotten)."""
+        self.prefs[call] = prefs
+        self.prefs.move_to_end(call)
+        while len(self.prefs) > MAX_REMEMBERED:
+            self.prefs.popitem(last=False)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         self.connections.inc()
@@ -191,6 +210,8 @@ class _Connection:
         self._login_scope = trio.CancelScope()
         self._role = ""  # "user" or "feed" once logged in, for the gauges
         self._spots = _SpotBucket(node.limits.spots_per_minute)
+        self._posts = _SpotBucket(node.limits.posts_per_minute)
+        self.started = datetime.now(UTC)
         self._nursery: trio.Nursery  # set by run(): both sides of the connection live in it
 
     async def run(self) -> None:
@@ -205,6 +226,12 @@ class _Connection:
         finally:
             if self._role == "user":
                 self.node.users -= 1
+                self.node.remember(self.session.call, self.session.preferences())
+                mine = self.node.sessions.get(self.session.call, [])
+                if self in mine:
+                    mine.remove(self)
+                if not mine:
+                    self.node.sessions.pop(self.session.call, None)
             elif self._role == "feed":
                 self.node.feed_peers -= 1
             with trio.CancelScope(shield=True):
@@ -258,6 +285,8 @@ class _Connection:
                     await self._send(b"*** too many spots: at most %d a minute from one user\r\n"
                                      % self.node.limits.spots_per_minute)
                     continue
+                if event.by_user:  # PC61 carries the spotter's address (DXProtout.pm pc61 `$ipaddr`)
+                    event.spot.extra["spotter_ip"] = self.peer or "0.0.0.0"
                 entry = self.node.hub.publish(event.spot)
                 if event.by_user:
                     self.node.user_spots.inc()
@@ -266,9 +295,19 @@ class _Connection:
                 else:
                     self.node.feed_spots.inc()
             elif isinstance(event, ShowDx):
+                # DXSpider keeps skimmer spots out of sh/dx; the list is newest by spot time
                 scanned = islice(self.node.hub.ring.newest_first(), SHOW_DX_SCAN)
-                picked = islice((e for e in scanned if event.matches(e.spot)), event.count)
-                await self._send(self.session.format_show_dx(picked))
+                found = [e.spot for e in scanned if not is_skimmer(e.spot) and event.matches(e.spot)]
+                newest = heapq.nlargest(event.count, found, key=lambda spot: spot.time)
+                await self._send(self.session.format_show_dx(newest, event.query, event.real))
+            elif isinstance(event, Post):
+                await self._post(event)
+            elif isinstance(event, ShowBulletins):
+                await self._send(format_bulletins(event.kind, self.node.board.newest(event.kind, event.count)))
+            elif isinstance(event, ShowUsers):
+                users = [(c.session.call, c.started, c.session.name, c.peer)
+                         for conns in self.node.sessions.values() for c in conns]
+                await self._send(format_users(event.kind, self.node.node_call, sorted(users)))
             elif isinstance(event, LoggedIn):
                 self._logged_in(event)
                 self._login_scope.deadline = (trio.current_time() + self.node.limits.idle_timeout
@@ -279,6 +318,24 @@ class _Connection:
                 ok = await self.node.check_secret(event.call, event.secret, self.peer)
                 await self._act(self.session.secret_checked(ok))
 
+    async def _post(self, event: Post) -> None:
+        """A user's announcement or talk: rate-limited, a talk only to a user logged in here."""
+        item = event.item
+        if isinstance(item, Talk) and not (self.node.sessions.get(item.to) or self._base_online(item.to)):
+            await self._send(f"callsign {item.to} not visible on the cluster\r\n".encode())  # DXSpider e7
+            return
+        if not self._posts.take():
+            self.node.rate_limited.inc()
+            await self._send(b"*** too many announcements: at most %d a minute from one user\r\n"
+                             % self.node.limits.posts_per_minute)
+            return
+        posted = self.node.board.post(item, source=f"user:{self.session.call}", origin=self.node.node_call)
+        if posted is None:
+            await self._send(b"Sorry, this is a duplicate\r\n")  # DXSpider `dup`
+
+    def _base_online(self, call: str) -> bool:
+        return any(c.split("-")[0] == call for c in self.node.sessions)
+
     def _logged_in(self, event: LoggedIn) -> None:
         if event.feed:
             self._role = "feed"
@@ -286,7 +343,24 @@ class _Connection:
             return
         self._role = "user"
         self.node.users += 1
+        remembered = self.node.prefs.get(event.call)
+        if remembered is not None:
+            self.session.restore(remembered)
+        self.node.sessions.setdefault(event.call, []).append(self)
         self._nursery.start_soon(self._until_done, self._write_loop)
+        self._nursery.start_soon(self._until_done, self._bulletin_loop)
+
+    async def _bulletin_loop(self) -> None:
+        """Follow the bulletin board from the login moment: announcements, talks, WWV, WCY."""
+        board, session = self.node.board, self.session
+        cursor = board.last_seq
+        while True:
+            await board.wait_after(cursor)
+            posted = board.after(cursor)
+            cursor = board.last_seq
+            chunks = [session.bulletin_line(p) for p in posted if session.wants_bulletin(p)]
+            if chunks:
+                await self._send(b"".join(chunks))
 
     async def _write_loop(self) -> None:
         """Follow the ring from the login moment; one write per tick carries every matching spot."""
@@ -310,13 +384,14 @@ class _Connection:
 
 
 async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAMSRV",
-                        feeds: FeedPolicy | None = None, metrics: Registry | None = None,
+                        board: Board | None = None, feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                         limits: ClusterLimits | None = None, check_secret: SecretCheck | None = None,
+                        roster: dict[str, list[Any]] | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
-    node = _Node(hub, node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
-                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret)
+    node = _Node(hub, board or Board(), node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
+                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret, roster)
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:

@@ -1,14 +1,14 @@
 """One DX-cluster telnet connection as a sans-I/O state machine (FACTS 2.3, 2.4).
 
-Bytes go in through `receive_data`; what the server must do comes out as events (`Send`, `Publish`,
-`ShowDx`, `LoggedIn`, `Disconnect`). No sockets, no trio and no clock of its own (the clock is injected), so
-every behaviour is tested on plain bytes and the trio server in node.py stays thin.
+Bytes go in through `receive_data`; what the server must do comes out as events (events.py). No
+sockets, no trio and no clock of its own (the clock is injected), so every behaviour is tested on plain
+bytes and the trio server in node.py stays thin. The user commands themselves live in commands.py.
 
 A connection is either a *user* (logs in with a callsign, types DXSpider commands, receives the live
-spot stream through `wants` + `spot_line`) or a *feed* (logged in as `CALL TOKEN`, or a peer from a
-trusted address that starts pushing without logging in): it pushes raw `DX de`, PC11 and PC61 lines,
-published with their original spotter (and origin node), and gets no prompts and no spots. A user on
-a trusted address may push such lines too. PC11/PC61 are taken in only: this node relays to no one.
+spot stream through `wants` + `spot_line` and the bulletins through `wants_bulletin`) or a *feed*
+(logged in as `CALL TOKEN`, or a peer from a trusted address that starts pushing without logging in):
+it pushes raw `DX de`, PC11, PC61 and CC11 lines, published with their original spotter (and origin
+node), and gets no prompts and no spots. A user on a trusted address may push such lines too.
 """
 
 from __future__ import annotations
@@ -17,33 +17,34 @@ import enum
 import hmac
 import re
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from hamsrv.firehose.cluster import MAX_LINE, DxSpot, cluster_date, format_dx_line, parse_line
-from hamsrv.firehose.ring import RingEntry
-from hamsrv.model import (
-    BAND_NAMES,
-    BANDS,
-    Spot,
-    band_for_mhz,
-    decode_text,
-    normalize_call,
-    valid_khz,
-    without_control,
+from hamsrv.firehose import commands
+from hamsrv.firehose.bulletins import Posted, Talk
+from hamsrv.firehose.cluster import (
+    MAX_LINE,
+    Announce,
+    DxSpot,
+    Wwv,
+    cluster_date,
+    format_dx_line,
+    parse_line,
 )
+from hamsrv.firehose.events import CheckSecret, Disconnect, Event, LoggedIn, Publish, Send
+from hamsrv.firehose.pcprot import spot_time_ok
+from hamsrv.firehose.ring import RingEntry
+from hamsrv.firehose.spotfilter import FilterError, UserFilter
+from hamsrv.model import Spot, band_for_mhz, decode_text, normalize_call, without_control
 
 DEFAULT_MAX_LINE = MAX_LINE  # the one line limit of the cluster protocol (cluster.MAX_LINE)
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
-MAX_WIDTH = 250
-SHOW_DX_DEFAULT = 10  # DXSpider Spot.pm $defaultspots
-SHOW_DX_MAX = 100  # DXSpider Spot.pm $maxspots
-MAX_COMMENT = 60  # user spot comments are cut here; an 80-column line shows only 30 characters
+MAX_COMMENT = commands.MAX_COMMENT
 MAX_LOGIN_ATTEMPTS = 5  # then the connection is closed: a bot is not going to type a callsign
+MAX_ERRORS = 20  # DXChannel.pm `$maxerrors = 20`: unknown commands in a row before a disconnect
 CRLF = "\r\n"
+BEEP = "\a\a"  # DXCommandmode.pm: `$buf .= "\a\a" if $self->{beep};`
 
 _SSID = re.compile(r"-\d{1,2}$")  # login calls may carry an SSID (G0ABC-2); a DX call does not
-_NUMBER = re.compile(r"\d+(?:\.\d*)?")
 
 
 def login_call(text: str) -> str | None:
@@ -163,191 +164,6 @@ class LineReader:
         return bytes(out)
 
 
-# --------------------------------------------------------------------------------------------------
-# Spot filters: DXSpider `accept/spots [n] on <band>[/mode],<lo>/<hi>` (FACTS 2.4)
-
-
-def _band_range(name: str) -> tuple[float, float]:
-    for band, lo, hi in BANDS:
-        if band == name:
-            return lo * 1000.0, hi * 1000.0
-    raise KeyError(name)
-
-
-BAND_GROUPS: dict[str, tuple[str, ...]] = {
-    "lf": ("2190m", "630m", "560m"),
-    "hf": ("160m", "80m", "60m", "40m", "30m", "20m", "17m", "15m", "12m", "10m"),
-    "vhf": ("8m", "6m", "5m", "4m", "2m", "1.25m"),
-    "uhf": ("70cm", "33cm", "23cm", "13cm"),
-    "shf": ("9cm", "6cm", "3cm", "1.25cm", "6mm", "4mm", "2.5mm", "2mm", "1mm", "submm"),
-}
-_PHONE = frozenset({"SSB", "USB", "LSB", "AM", "FM"})
-# Mode words a filter may use, each with the spot modes it stands for (None: every digital mode).
-FILTER_MODES: dict[str, frozenset[str] | None] = {
-    "cw": frozenset({"CW"}), "ssb": frozenset({"SSB", "USB", "LSB"}), "phone": _PHONE,
-    "rtty": frozenset({"RTTY"}), "data": None, "digi": None,
-    **{m.lower(): frozenset({m}) for m in ("FT8", "FT4", "PSK31", "PSK63", "JT65", "JT9", "JS8",
-                                           "MSK144", "Q65", "FM", "AM", "SSTV", "OLIVIA")},
-}
-_NOT_DIGITAL = _PHONE | {"CW", "RTTY"}
-
-
-def spot_mode(spot: Spot) -> str | None:
-    """The spot's mode, else the first comment word when it names a mode (RBN: `CW 24 dB ...`)."""
-    if spot.mode:
-        return spot.mode.upper()
-    words = spot.comment.split(maxsplit=1)
-    if words and words[0].lower() in FILTER_MODES:
-        return words[0].upper()
-    return None
-
-
-class FilterError(ValueError):
-    """A filter the node cannot understand; the message is shown to the user as-is."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Term:
-    """One comma-separated item: frequency ranges in kHz, optionally limited to a mode."""
-
-    text: str
-    ranges: tuple[tuple[float, float], ...]
-    mode: str | None
-
-    def matches(self, spot: Spot) -> bool:
-        if not any(lo <= spot.freq <= hi for lo, hi in self.ranges):
-            return False
-        if self.mode is None:
-            return True
-        mode = spot_mode(spot)
-        wanted = FILTER_MODES[self.mode]
-        if wanted is None:
-            return mode is not None and mode not in _NOT_DIGITAL
-        return mode in wanted
-
-
-def _parse_term(item: str) -> _Term:
-    text = item.strip().lower()
-    left, _, right = text.partition("/")
-    if _NUMBER.fullmatch(left) and _NUMBER.fullmatch(right):  # 14000/14350 (kHz)
-        lo, hi = float(left), float(right)
-        if lo > hi:
-            raise FilterError(f"frequency range {item!r} runs backwards")
-        return _Term(text, ((lo, hi),), None)
-    if left in BAND_GROUPS:
-        ranges = tuple(_band_range(b) for b in BAND_GROUPS[left])
-    elif left in BAND_NAMES:
-        ranges = (_band_range(left),)
-    else:
-        raise FilterError(f"unknown band {left!r} (use e.g. 20m, 70cm, hf, vhf or 14000/14350)")
-    if right and right not in FILTER_MODES:
-        raise FilterError(f"unknown mode {right!r} (known: {', '.join(sorted(FILTER_MODES))})")
-    return _Term(text, ranges, right or None)
-
-
-@dataclass(frozen=True, slots=True)
-class SpotRule:
-    """`on 20m,hf/cw,14000/14350`: matches a spot when any of its terms does."""
-
-    terms: tuple[_Term, ...]
-
-    @classmethod
-    def parse(cls, text: str) -> SpotRule:
-        """Parse `on <spec>[,<spec>...]` (`freq` is accepted for `on`, as in DXSpider)."""
-        words = text.split()
-        if len(words) < 2 or words[0].lower() not in ("on", "freq"):
-            raise FilterError("only band/mode filters are supported: on <band>[/mode][,...], "
-                              "e.g. on 20m or on hf/cw")
-        items = [i for i in "".join(words[1:]).split(",") if i]
-        if not items:
-            raise FilterError("missing band after 'on'")
-        return cls(tuple(_parse_term(i) for i in items))
-
-    def __str__(self) -> str:
-        return "on " + ",".join(t.text for t in self.terms)
-
-    def matches(self, spot: Spot) -> bool:
-        return any(t.matches(spot) for t in self.terms)
-
-
-FILTER_SLOTS = range(10)  # DXSpider numbers filter lines 0-9; 1 when none is given
-
-
-@dataclass(slots=True)
-class UserFilter:
-    """Per-user accept/reject lines, evaluated as DXSpider does: slot by slot, reject before accept;
-    if any accept line exists and none matched, the spot is dropped."""
-
-    accept: dict[int, SpotRule] = field(default_factory=dict)
-    reject: dict[int, SpotRule] = field(default_factory=dict)
-
-    def passes(self, spot: Spot) -> bool:
-        if not self.accept and not self.reject:
-            return True
-        for slot in sorted(self.accept.keys() | self.reject.keys()):
-            rejecting = self.reject.get(slot)
-            if rejecting is not None and rejecting.matches(spot):
-                return False
-            accepting = self.accept.get(slot)
-            if accepting is not None and accepting.matches(spot):
-                return True
-        return not self.accept
-
-    def describe(self) -> list[str]:
-        lines = [f"{kind}/spots {slot} {rule}"
-                 for kind, rules in (("accept", self.accept), ("reject", self.reject))
-                 for slot, rule in sorted(rules.items())]
-        return lines or ["no spot filter: you get every spot"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Events the server acts on
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Publish:
-    """Put this spot on the hub; `by_user` says a logged-in user typed it (else a feed pushed it)."""
-
-    spot: Spot
-    by_user: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ShowDx:
-    """The server answers with `format_show_dx` of the newest `count` ring spots passing `matches`."""
-
-    count: int
-    matches: Callable[[Spot], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedIn:
-    """Login finished: users start receiving spots from now on; feeds never do."""
-
-    call: str
-    feed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Disconnect:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CheckSecret:
-    """`login: CALL SECRET` on a node with accounts: the server checks the account's cluster password or
-    API token and answers with `secret_checked` (identity/cluster_login.py)."""
-
-    call: str
-    secret: str
-
-
-Event = Send | Publish | ShowDx | LoggedIn | Disconnect | CheckSecret
 
 DUPLICATE_NOTICE = b"*** duplicate spot: already on the cluster, not sent again\r\n"
 
@@ -360,28 +176,9 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-def _abbreviations(words: dict[str, int]) -> dict[str, str]:
-    """DXSpider accepts any prefix of a command word down to a minimum length (sh/dx, acc/spot)."""
-    return {full[:n]: full for full, least in words.items() for n in range(least, len(full) + 1)}
-
-
-_VERBS = _abbreviations({"show": 2, "set": 3, "unset": 3, "accept": 3, "reject": 3, "clear": 2})
-_NOUNS = _abbreviations({"dx": 1, "filter": 2, "nofilter": 3, "page": 2, "echo": 1, "width": 1,
-                         "skimmer": 2, "wantrbn": 5, "spots": 2})
 _BYE_WORDS = frozenset({"b", "bye", "q", "quit", "exit", "logout"})
-
-HELP_TEXT = """\
-Commands (case-insensitive, DXSpider short forms work):
-  DX <kHz> <call> [comment]       spot a station (DX <call> <kHz> works too)
-  SH/DX [n] [on <band>[/mode]] [<prefix>]   the last n spots, newest first (default 10, max 100)
-  ACCEPT/SPOTS [0-9] on <spec>    only receive matching spots, spec: 20m, hf/cw, 14000/14350, ...
-  REJECT/SPOTS [0-9] on <spec>    drop matching spots
-  CLEAR/SPOTS [0-9|all]           remove filter lines (all when no number is given)
-  SET/FILTER DXBM/PASS|REJECT 20,15,10   CC-Cluster style band filter; SET/NOFILTER clears it
-  SH/FILTER                       show your filter
-  SET/SKIMMER, UNSET/SKIMMER      receive skimmer (RBN) spots or not (default: on)
-  SET/WIDTH <80-250>, SET/PAGE <n>, SET/ECHO, UNSET/ECHO
-  BYE                             disconnect"""
+PREFERENCES = ("width", "page", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
+               "want_talk", "want_grid", "want_cq", "beep", "ve7cc", "name", "qth", "qra", "location")
 
 
 class ClusterSession:
@@ -403,11 +200,16 @@ class ClusterSession:
         self.max_login_attempts = max_login_attempts
         self.state = State.LOGIN
         self.call = ""
+        # the user's settings, DXSpider's defaults (DXUser.pm: wantrbn 0, wantdx/ann/wwv/wcy/talk 1)
         self.width = DEFAULT_WIDTH
         self.page = 0
         self.echo = False
-        self.skimmer = True
+        self.skimmer: frozenset[str] = frozenset()  # skimmer kinds wanted: CW, RTTY, FT, BEACON, PSK
         self.filter = UserFilter()
+        self.want_dx = self.want_ann = self.want_wwv = self.want_wcy = self.want_talk = True
+        self.want_grid = self.want_cq = self.beep = self.ve7cc = False
+        self.name = self.qth = self.qra = self.location = ""
+        self.errors = 0  # unknown commands in a row
         self.feed_lines_ignored = 0  # feed lines that were not spots (announcements, junk)
         self._login_attempts = 0
         self._lines = LineReader(max_line)
@@ -497,13 +299,14 @@ class ClusterSession:
 
     @staticmethod
     def _is_spot_line(line: str) -> bool:
-        return line[:6].upper() == "DX DE " or line[:5] in ("PC11^", "PC61^")
+        return line[:6].upper() == "DX DE " or line[:5] in ("PC11^", "PC61^", "CC11^")
 
     def _feed_line(self, line: str) -> list[Event]:
         if line.lower() in _BYE_WORDS:
             return self._close(f"73 {self.call or 'feed'}", "bye")
-        event = parse_line(line, self.clock()) if line else None
-        if not isinstance(event, DxSpot):
+        now = self.clock()
+        event = parse_line(line, now) if line else None
+        if not isinstance(event, DxSpot) or not feed_spot_ok(event.spot, line, now):
             self.feed_lines_ignored += bool(line)
             return []
         spot = event.spot
@@ -518,7 +321,7 @@ class ClusterSession:
         return f"{self.call} de {self.node_call} {cluster_date(now)} {now:%H%M}Z hamsrv >{CRLF}".encode()
 
     def _reply(self, *lines: str) -> Send:
-        return Send("".join(line + CRLF for line in lines).encode())
+        return Send("".join(line + CRLF for line in lines).encode("utf-8", "replace"))
 
     def _close(self, goodbye: str, reason: str) -> list[Event]:
         self.state = State.CLOSED
@@ -539,213 +342,174 @@ class ClusterSession:
         head, args = head.lower(), args.strip()
         if head in _BYE_WORDS:
             return self._close(f"73 {self.call}, thanks for using {self.node_call}", "bye")
-        if head == "dx":
-            return self._spot(args)
-        if head in ("help", "h", "?"):
-            return [self._reply(*HELP_TEXT.splitlines())]
-        verb, _, noun = head.partition("/")
-        handler = _HANDLERS.get((_VERBS.get(verb, ""), _NOUNS.get(noun, "")))
+        handler = commands.WORDS.get(head)
         if handler is None:
-            return [self._reply(f"*** sorry, {line.split()[0][:30]!r} is not a command here; "
-                                "type HELP for the list")]
+            handler, args = self._lookup(head, args)
+        if handler is None:
+            # DXCommandmode.pm: `if (++$self->{errors} > $DXChannel::maxerrors) { $self->send($self->msg('e26'));
+            # $self->disconnect; }`; e1 => q{Invalid command}
+            self.errors += 1
+            if self.errors > MAX_ERRORS:
+                return self._close("Too many concurrent errors, you are being disconnected", "too many errors")
+            return [self._reply("Invalid command")]
+        self.errors = 0
         try:
             return handler(self, args)
         except FilterError as exc:
             return [self._reply(f"*** error: {exc}")]
 
-    def _spot(self, args: str) -> list[Event]:
-        usage = "(usage: DX <kHz> <call> [comment])"
-        words = args.split(maxsplit=2)
-        if len(words) < 2:
-            return [self._reply(f"*** error: need a frequency and a callsign {usage}")]
-        first, second = words[0], words[1]
-        freq = _frequency_khz(first)
-        call = second
-        if freq is None:
-            freq, call = _frequency_khz(second), first
-        if freq is None:
-            return [self._reply(f"*** error: no frequency in {args[:40]!r} {usage}")]
-        dx = normalize_call(call)
-        if dx is None:
-            return [self._reply(f"*** error: {call[:20]!r} is not a valid callsign {usage}")]
-        band = band_for_mhz(freq / 1000.0)
-        if band is None:
-            return [self._reply(f"*** error: frequency {freq:.1f} kHz is not in an amateur band {usage}")]
-        comment = words[2][:MAX_COMMENT].strip() if len(words) > 2 else ""
-        spot = Spot(spotter=self.call, freq=freq, dx=dx, comment=comment,
-                    time=self.clock().replace(microsecond=0), band=band, source="user",
-                    origin=self.node_call, verified=self.verified)
-        return [Publish(spot, by_user=True)]
+    @staticmethod
+    def _lookup(head: str, args: str) -> tuple[commands.Handler | None, str]:
+        """`verb/noun[/n]` with DXSpider's short forms; `sh/dx/50` is `sh/dx 50` (cmd/Aliases)."""
+        verb, _, noun = head.partition("/")
+        noun, _, count = noun.partition("/")
+        if count:
+            if not count.isdecimal():
+                return None, args
+            args = f"{count} {args}".strip()
+        return commands.COMMANDS.get((commands.VERBS.get(verb, ""), commands.NOUNS.get(noun, ""))), args
 
-    def _show_dx(self, args: str) -> list[Event]:
-        count, prefix = SHOW_DX_DEFAULT, ""
-        words = args.split()
-        rule: SpotRule | None = None
-        if "on" in (w.lower() for w in words):
-            at = [w.lower() for w in words].index("on")
-            rule = SpotRule.parse(" ".join(words[at:at + 2]))
-            words = words[:at] + words[at + 2:]
-        for word in words:
-            if word.isdecimal():
-                count = max(1, min(int(word), SHOW_DX_MAX))
-            elif word.isascii() and word.replace("/", "").isalnum() and not prefix:
-                prefix = word.upper()
-            else:
-                raise FilterError(f"cannot use {word[:20]!r} in SH/DX (usage: SH/DX [n] [on <band>] "
-                                  "[<call prefix>])")
+    def preferences(self) -> dict[str, object]:
+        """The user's settings, to be given back with `restore` at the next login (DXSpider keeps them in
+        its user file; we keep them for the life of the process)."""
+        prefs: dict[str, object] = {k: getattr(self, k) for k in PREFERENCES}
+        prefs["filter"] = UserFilter(dict(self.filter.accept), dict(self.filter.reject))
+        return prefs
 
-        def matches(spot: Spot) -> bool:
-            return spot.dx.startswith(prefix) and (rule is None or rule.matches(spot))
+    def restore(self, prefs: dict[str, object]) -> None:
+        for key, value in prefs.items():
+            if key in PREFERENCES:
+                setattr(self, key, value)
 
-        return [ShowDx(count, matches)]
-
-    def _set_rule(self, kind: str, args: str) -> list[Event]:
-        words = args.split(maxsplit=1)
-        slot = 1
-        if words and words[0].isdecimal():
-            slot = int(words[0])
-            if slot not in FILTER_SLOTS:
-                raise FilterError("filter numbers run from 0 to 9")
-            args = words[1] if len(words) > 1 else ""
-        rule = SpotRule.parse(args)
-        (self.filter.accept if kind == "accept" else self.filter.reject)[slot] = rule
-        return [self._reply(f"{kind}/spots {slot} {rule}")]
-
-    def _accept(self, args: str) -> list[Event]:
-        return self._set_rule("accept", args)
-
-    def _reject(self, args: str) -> list[Event]:
-        return self._set_rule("reject", args)
-
-    def _clear(self, args: str) -> list[Event]:
-        word = args.strip().lower()
-        if word in ("", "all"):
-            self.filter = UserFilter()
-            return [self._reply("spot filter cleared: you get every spot")]
-        if not word.isdecimal() or int(word) not in FILTER_SLOTS:
-            raise FilterError("usage: CLEAR/SPOTS [0-9|all]")
-        self.filter.accept.pop(int(word), None)
-        self.filter.reject.pop(int(word), None)
-        return [self._reply(f"spot filter {word} cleared")]
-
-    def _cc_filter(self, args: str) -> list[Event]:
-        """CC-Cluster `SET/FILTER DXBM/PASS 20,15,10` mapped onto filter line 1."""
-        words = args.split(maxsplit=1)
-        kind = {"dxbm/pass": "accept", "dxbm/reject": "reject"}.get(words[0].lower() if words else "")
-        if kind is None or len(words) < 2:
-            raise FilterError("only SET/FILTER DXBM/PASS <bands> or DXBM/REJECT <bands> is supported; "
-                              "ACCEPT/SPOTS offers more")
-        bands = [_cc_band(b) for b in words[1].replace(" ", ",").split(",") if b]
-        return self._set_rule(kind, "1 on " + ",".join(bands))
-
-    def _no_filter(self, args: str) -> list[Event]:
-        return self._clear("all")
-
-    def _show_filter(self, args: str) -> list[Event]:
-        extra = [] if self.skimmer else ["skimmer spots: off"]
-        return [self._reply(*self.filter.describe(), *extra)]
-
-    def _set_page(self, args: str) -> list[Event]:
-        if not args.isdecimal():
-            raise FilterError("usage: SET/PAGE <lines>")
-        self.page = int(args)
-        return [self._reply(f"page length {self.page} (this node never pauses output)")]
-
-    def _set_width(self, args: str) -> list[Event]:
-        if not args.isdecimal() or not DEFAULT_WIDTH <= int(args) <= MAX_WIDTH:
-            raise FilterError(f"usage: SET/WIDTH <{DEFAULT_WIDTH}-{MAX_WIDTH}>")
-        self.width = int(args)
-        return [self._reply(f"width set to {self.width}")]
-
-    def _set_echo(self, args: str) -> list[Event]:
-        self.echo = True
-        return [self._reply("echo on")]
-
-    def _unset_echo(self, args: str) -> list[Event]:
-        self.echo = False
-        return [self._reply("echo off")]
-
-    def _set_skimmer(self, args: str) -> list[Event]:
-        self.skimmer = True
-        return [self._reply("skimmer spots on")]
-
-    def _unset_skimmer(self, args: str) -> list[Event]:
-        self.skimmer = False
-        return [self._reply("skimmer spots off")]
+    def skimmer_description(self) -> str:
+        """As cmd/set/wantrbn.pl says it: `ALL MODES`, `NONE`, or the kinds (`CW, RTTY`)."""
+        if not self.skimmer:
+            return "NONE"
+        if self.skimmer == commands.SKIMMER_ALL:
+            return "ALL MODES"
+        names = {"CW": "CW", "BEACON": "BEACONS", "PSK": "PSK, FSK", "RTTY": "RTTY", "FT": "FT8 & FT4"}
+        return ", ".join(names[k] for k in ("CW", "BEACON", "PSK", "RTTY", "FT") if k in self.skimmer)
 
     # ---- output
 
     def wants(self, entry: RingEntry) -> bool:
         """Whether this live spot goes to this connection (logged-in users only, after filters)."""
         spot = entry.spot
-        return (self.state is State.USER and (self.skimmer or not _is_skimmer(spot))
+        return (self.state is State.USER and self.want_dx
+                and (not is_skimmer(spot) or skimmer_kind(spot) in self.skimmer)
                 and self.filter.passes(spot))
 
+    def wants_bulletin(self, posted: Posted) -> bool:
+        """Announcements, WWV and WCY go to every user who has not switched them off (DXSpider
+        `unset/announce`, `unset/wwv`, `unset/wcy`); SYSOP announcements to no one here (there are no
+        sysops on the cluster port); a talk only to the user it is for."""
+        if self.state is not State.USER:
+            return False
+        item = posted.item
+        if isinstance(item, Talk):
+            return self.want_talk and item.to in (self.call, self.call.split("-")[0])
+        if isinstance(item, Announce):
+            return self.want_ann and item.to != "SYSOP"
+        return self.want_wwv if isinstance(item, Wwv) else self.want_wcy
+
+    def bulletin_line(self, posted: Posted) -> bytes:
+        if not self.beep:
+            return posted.line
+        return posted.line[:-2] + BEEP.encode() + b"\r\n"
+
     def spot_line(self, entry: RingEntry) -> bytes:
-        """The AK1A `DX de` line with CRLF; the 80-column one is encoded once per ring entry."""
-        if self.width != DEFAULT_WIDTH:
-            return _encode_line(entry.spot, self.width)
-        if entry.line is None:
-            entry.line = _encode_line(entry.spot, DEFAULT_WIDTH)
-        return entry.line
+        """The AK1A `DX de` line with CRLF (or a CC11 line after set/ve7cc); the default 80-column
+        line is encoded once per ring entry and shared."""
+        if not self.ve7cc and not self.beep and not self.want_grid and not self.want_cq \
+                and self.width == DEFAULT_WIDTH:
+            if entry.line is None:
+                entry.line = (format_dx_line(entry.spot) + CRLF).encode("utf-8", "replace")
+            return entry.line
+        return (self.format_spot(entry.spot) + CRLF).encode("utf-8", "replace")
 
-    def format_show_dx(self, entries: Iterable[RingEntry]) -> bytes:
-        """SH/DX listing, newest first, in DXSpider's list format (Spot.pm `formatl`, FACTS 2.1)."""
-        lines = [format_list_line(e.spot) for e in entries]
-        return self._reply(*(lines or ["*** no spots match"])).data
+    def format_spot(self, spot: Spot) -> str:
+        """DXCommandmode.pm dx_spot for this user: CC11 (`set/ve7cc`), else format_dx_spot with the
+        grid (`set/dxgrid`) or CQ zone (`set/dxcq`) slots and the beeps (`set/beep`)."""
+        if self.ve7cc:
+            return format_cc11(spot)
+        slot1, slot2 = "", None
+        if self.want_grid:
+            if spot.extra.get("dx_grid"):
+                slot1 = " " + spot.extra["dx_grid"][:4]
+            slot2 = f" {spot.spotter_grid[:4]}" if spot.spotter_grid else ""
+        if self.want_cq:
+            if not slot1 and spot.cqz is not None:
+                slot1 = f" {spot.cqz:2d}"  # `$slot1 = sprintf(" %2d", $_[9])`
+            zone = spot.extra.get("spotter_cqz") or spot.extra.get("spotter_zone")
+            if not slot2 and zone and zone.isdecimal():
+                slot2 = f" {int(zone):2d}"
+        line = format_dx_line(spot, self.width, slot1, slot2)
+        return line + BEEP if self.beep else line
+
+    def format_show_dx(self, spots: Iterable[Spot], query: str = "", real: bool = False) -> bytes:
+        """SH/DX listing, newest first: Spot.pm `formatl` (77 columns at width 80), or the `DX de`
+        layout for sh/fdx, or CC11 lines after set/ve7cc. Nothing found: cmd/show/dx.pl
+        `$self->msg('e3', "sh/dx", "'$line'")` -> `sh/dx: '<words>' not found`."""
+        if self.ve7cc:
+            lines = [format_cc11(s) for s in spots]
+        elif real:
+            lines = [self.format_spot(s) for s in spots]
+        else:
+            lines = [format_list_line(s, self.width) for s in spots]
+        return self._reply(*(lines or [f"sh/dx: '{query}' not found"])).data
 
 
-def _encode_line(spot: Spot, width: int) -> bytes:
-    return (format_dx_line(spot, width) + CRLF).encode("utf-8", "replace")
+def format_list_line(spot: Spot, width: int = DEFAULT_WIDTH) -> str:
+    """Spot.pm formatl: `sprintf "%9.1f %-11s %s %s", freq, call, date, time`, a space, the comment cut
+    or padded to `width - length(<spotter>) - length($s) - 4`, then `<spotter>`."""
+    head = f"{spot.freq:9.1f} {spot.dx:<11} {cluster_date(spot.time)} {spot.time.astimezone(UTC):%H%M}Z"
+    spotter = f"<{spot.spotter}>"
+    room = max(0, width - len(spotter) - len(head) - 4)
+    comment = without_control(spot.comment, " ")[:room]
+    return f"{head} {comment:<{room}}{spotter}"
 
 
-def format_list_line(spot: Spot) -> str:
-    """`%8.1f  %-11s <date> <HHMMZ>  %-28.28s%7s>` with `<spotter` in the last field."""
-    comment = without_control(spot.comment, " ")[:28]
-    return (f"{spot.freq:8.1f}  {spot.dx:<11} {cluster_date(spot.time)} {spot.time:%H%M}Z  "
-            f"{comment:<28}{'<' + spot.spotter:>7}>")
+def format_cc11(spot: Spot) -> str:
+    """VE7CC.pm dx_spot: `CC11^freq^dx^date^time^comment^spotter^dx cc^spotter cc^origin^dx itu^dx cq^
+    spotter itu^spotter cq^dx state^spotter state^dx country^spotter country^dx grid^spotter grid`.
+    The cc numbers are ADIF DXCC numbers here (CC Cluster's own numbering is not known to us); ITU
+    zones are left empty."""
+    t = spot.time.astimezone(UTC)
+
+    def text(value: object) -> str:
+        return "" if value is None else without_control(str(value), " ").replace("^", "~")
+
+    fields = [f"{spot.freq:.1f}", spot.dx, cluster_date(t), f"{t:%H%M}Z", text(spot.comment), spot.spotter,
+              text(spot.dxcc), text(spot.spotter_dxcc), text(spot.origin), "", text(spot.cqz), "",
+              text(spot.extra.get("spotter_cqz")), text(spot.extra.get("dx_state")),
+              text(spot.extra.get("spotter_state")), text(spot.country), "",
+              text(spot.extra.get("dx_grid", "")[:4]), text((spot.spotter_grid or "")[:4])]
+    return "CC11^" + "^".join(fields)
 
 
-def _is_skimmer(spot: Spot) -> bool:
+def is_skimmer(spot: Spot) -> bool:
     return spot.skimmer or spot.spotter.endswith("-#")
 
 
-def _frequency_khz(text: str) -> float | None:
-    """kHz from a DX command word; below 1800 it is taken as MHz when that lands in a band (DXSpider)."""
-    if not _NUMBER.fullmatch(text):
-        return None
-    value = valid_khz(float(text))
-    if value is None:
-        return None
-    if value < 1800 and band_for_mhz(value) is not None:
-        value *= 1000.0
-    return round(value, 1)
+def skimmer_kind(spot: Spot) -> str:
+    """Which `set/skimmer` word lets this skimmer spot through (cmd/set/wantrbn.pl: FT, BEACON, CW,
+    PSK, RTTY)."""
+    if spot.extra.get("rbn_type") in ("BEACON", "NCDXF B"):
+        return "BEACON"
+    mode = (spot.mode or "").upper()
+    if mode.startswith("FT"):
+        return "FT"
+    if mode == "RTTY":
+        return "RTTY"
+    if mode.startswith(("PSK", "BPSK", "MSK", "FSK")):
+        return "PSK"
+    return "CW"
 
 
-def _cc_band(word: str) -> str:
-    word = word.strip().lower()
-    for name in (word, f"{word}m", f"{word}cm"):
-        if name in BAND_NAMES:
-            return name
-    raise FilterError(f"unknown band {word!r} in SET/FILTER (use e.g. 20,15,10 or 70cm)")
-
-
-_Handler = Callable[[ClusterSession, str], list[Event]]
-_HANDLERS: dict[tuple[str, str], _Handler] = {
-    ("show", "dx"): ClusterSession._show_dx,
-    ("show", "filter"): ClusterSession._show_filter,
-    ("accept", "spots"): ClusterSession._accept,
-    ("reject", "spots"): ClusterSession._reject,
-    ("clear", "spots"): ClusterSession._clear,
-    ("set", "filter"): ClusterSession._cc_filter,
-    ("set", "nofilter"): ClusterSession._no_filter,
-    ("unset", "filter"): ClusterSession._no_filter,
-    ("set", "page"): ClusterSession._set_page,
-    ("set", "width"): ClusterSession._set_width,
-    ("set", "echo"): ClusterSession._set_echo,
-    ("unset", "echo"): ClusterSession._unset_echo,
-    ("set", "skimmer"): ClusterSession._set_skimmer,
-    ("unset", "skimmer"): ClusterSession._unset_skimmer,
-    ("set", "wantrbn"): ClusterSession._set_skimmer,
-    ("unset", "wantrbn"): ClusterSession._unset_skimmer,
-}
+def feed_spot_ok(spot: Spot, line: str, now: datetime) -> bool:
+    """What feeds and links may bring in: a frequency in an amateur band (the same check as a user's
+    `dx`), and for dated lines (PC11, PC61, CC11) DXSpider's window of an hour back to 15 minutes ahead
+    (DXProtHandle.pm handle_11)."""
+    if band_for_mhz(spot.freq / 1000.0) is None:
+        return False
+    return line[:4].upper() not in ("PC11", "PC61", "CC11") or spot_time_ok(spot.time, now)

@@ -14,8 +14,6 @@ from hamsrv.firehose.cluster import (
     Wcy,
     Wwv,
     format_dx_line,
-    format_pc11,
-    format_pc61,
     parse_line,
     parse_skimmer_comment,
 )
@@ -275,18 +273,6 @@ def test_format_columns_and_width():
     assert len(wide) == 95 and wide[39:89] == "x" * 50
     long_dx = format_dx_line(make_spot(dx="VP2E/W1ABCDEF", comment="y" * 50))
     assert long_dx[70:75] == "0912Z" and spot_of(long_dx).dx == "VP2E/W1ABCDEF"
-
-
-def test_pc_sentences_round_trip():
-    spot = make_spot(comment="a^b", extra={"spotter_ip": "192.0.2.1"})
-    pc61 = format_pc61(spot, "GB7DJK", hops=25)
-    assert pc61 == "PC61^7003.5^K1ABC^ 7-Feb-2022^0912Z^a~b^G4XYZ^GB7DJK^192.0.2.1^H25^~"
-    back = spot_of(pc61)
-    assert fields(back) == ("G4XYZ", 7003.5, "K1ABC", "a~b", "2022-02-07 0912")
-    assert (back.origin, back.extra) == ("GB7DJK", {"spotter_ip": "192.0.2.1", "hops": "25"})
-    pc11 = format_pc11(make_spot(comment=""), "GB7DJK")
-    assert pc11 == "PC11^7003.5^K1ABC^ 7-Feb-2022^0912Z^ ^G4XYZ^GB7DJK^H25^~"
-    assert fields(spot_of(pc11)) == ("G4XYZ", 7003.5, "K1ABC", "", "2022-02-07 0912")
 
 
 # --- properties --------------------------------------------------------------------------------------

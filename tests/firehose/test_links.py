@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
@@ -13,7 +14,16 @@ from hypothesis import strategies as st
 
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.links import Backoff, LinkConfig, LinkState, parse_links, run_link, serve_links
+from hamsrv.firehose.links import (
+    Backoff,
+    LinkConfig,
+    LinkState,
+    parse_commands,
+    parse_links,
+    run_link,
+    serve_links,
+)
+from hamsrv.firehose.node import serve_cluster
 from hamsrv.metrics import Registry
 from tests import testdata
 
@@ -184,3 +194,54 @@ def test_link_config_parse_raises_only_config_error(text):
         LinkConfig.parse(text, "G0ABC")
     except ConfigError as exc:
         assert str(exc).startswith("HAMSRV_CLUSTER_LINKS")
+
+
+class EchoingUpstream:
+    """A node that takes `dx` commands from the link's user and sends the spot back as `DX de`."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            await stream.send_all(b"login: ")
+            buffer = b""
+            call = b""
+            while True:
+                data = await stream.receive_some(1024)
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n" in buffer:
+                    line, _, buffer = buffer.partition(b"\r\n")
+                    self.received.append(line)
+                    if not call:
+                        call = line
+                        await stream.send_all(b"\r\nHello " + call + b"\r\n")
+                        continue
+                    if line.startswith(b"dx "):
+                        _, freq, dx, *comment = line.decode().split()
+                        now = datetime.now(UTC)
+                        back = f"DX de {call.decode()}:  {freq}  {dx}  {' '.join(comment)}  {now:%H%M}Z\r\n"
+                        await stream.send_all(back.encode())
+
+
+async def test_link_sends_commands_and_local_users_spots_up_without_echo(nursery):
+    """Links send the configured commands after login, then every spot typed by a user of this node
+    as a `dx` command; the node's echo of it (spotter = the link's login call) is not taken in again."""
+    upstream = EchoingUpstream()
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    await nursery.start(trio.serve_listeners, upstream.handle, listeners)
+    port = listeners[0].socket.getsockname()[1]
+    hub = Hub(tick=0.01)
+    await nursery.start(hub.run)
+    cluster_port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0))
+    [state] = await nursery.start(partial(serve_links, hub, [LinkConfig.parse(f"127.0.0.1:{port}/N0CALL")],
+                                          backoff=FAST, commands=parse_commands("set/skimmer CW; set/dxgrid")))
+    await wait_for(lambda: upstream.received[:3] == [b"N0CALL", b"set/skimmer CW", b"set/dxgrid"])
+    user = await trio.open_tcp_stream("127.0.0.1", cluster_port)
+    await user.send_all(b"G4ABC\r\ndx 14025.0 JA1XYZ up it goes\r\n")
+    await wait_for(lambda: b"dx 14025.0 JA1XYZ up it goes" in upstream.received)
+    await wait_for(lambda: state.echoes_dropped == 1)
+    assert [e.spot.spotter for e in hub.ring.after(0)] == ["G4ABC"] and state.spots_sent == 1
+    await user.aclose()

@@ -9,22 +9,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hamsrv.firehose.cluster import DxSpot, format_dx_line, parse_line
+from hamsrv.firehose.events import Disconnect, LoggedIn, Publish, Send, ShowDx
 from hamsrv.firehose.ring import RingEntry, SpotRing
-from hamsrv.firehose.session import (
-    BAND_GROUPS,
-    FILTER_MODES,
-    ClusterSession,
-    Disconnect,
-    FilterError,
-    LineReader,
-    LoggedIn,
-    Publish,
-    Send,
-    ShowDx,
-    SpotRule,
-    State,
-    format_list_line,
-)
+from hamsrv.firehose.session import ClusterSession, LineReader, State, feed_spot_ok, format_list_line
+from hamsrv.firehose.spotfilter import BAND_GROUPS, FILTER_MODES, FilterError, SpotRule
 from hamsrv.model import BANDS, Spot
 from tests import testdata
 
@@ -244,11 +232,18 @@ def test_show_dx_bad_argument():
 
 
 def test_show_dx_list_format_matches_dxspider_formatl():
+    """Spot.pm formatl: `my $s = sprintf "%9.1f %-11s %s %s", $_[1], $_[2], $d, $t; my $width = ($_[0] ?
+    $_[0] : 80) - length($spotter) - length($s) - 4;` ... `return "$s $comment$spotter";` (77 columns)."""
     spot = Spot(spotter="PJ2A-#", freq=14025.0, dx="IP0TRC", comment="CW 16 dB 31 WPM CQ", time=NOW)
-    assert format_list_line(spot) == " 14025.0  IP0TRC       7-Feb-2022 1307Z  CW 16 dB 31 WPM CQ          <PJ2A-#>"
-    listing = user().format_show_dx([entry(14025.0), entry(7003.5)])
-    assert listing.count(b"\r\n") == 2 and listing.startswith(b" 14025.0  IP0TRC")
-    assert user().format_show_dx([]) == b"*** no spots match\r\n"
+    line = format_list_line(spot)
+    assert line == "  14025.0 IP0TRC       7-Feb-2022 1307Z CW 16 dB 31 WPM CQ" + " " * 11 + "<PJ2A-#>"
+    assert len(line) == 77
+    long = format_list_line(Spot("G4ABC", 1296100.5, "VP2E/W1ABCDE", "x" * 60, NOW))
+    assert len(long) == 77 and long.endswith("x<G4ABC>")
+    listing = user().format_show_dx([entry(14025.0).spot, entry(7003.5).spot])
+    assert listing.count(b"\r\n") == 2 and listing.startswith(b"  14025.0 IP0TRC")
+    # cmd/show/dx.pl: `push @out, $self->msg('e3', "sh/dx", "'$line'") unless @out;`
+    assert user().format_show_dx([], "by G4ABC") == b"sh/dx: 'by G4ABC' not found\r\n"
 
 
 @given(st.text(max_size=40))
@@ -259,12 +254,17 @@ def test_sh_dx_and_dx_lines_never_carry_control_bytes(comment: str) -> None:
         assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in line), repr(line)
 
 
-def test_unknown_command_is_polite():
+def test_unknown_commands_count_toward_a_disconnect():
+    """DXCommandmode.pm: `if (++$self->{errors} > $DXChannel::maxerrors) { $self->send($self->msg('e26'));
+    $self->disconnect;` with `$maxerrors = 20`; `e1 => q{Invalid command}`, `e26 => q{Too many concurrent
+    errors, you are being disconnected}`; a good command starts the count again (`delete $self->{errors}`)."""
     session = user()
-    events = session.receive_data(b"sh/users\r\nfrobnicate now\r\n")
-    text = sent(events)
-    assert text.count(b"is not a command here") == 2
+    events = session.receive_data(b"frobnicate now\r\n" * 19 + b"sh/dx\r\n" + b"frobnicate\r\n" * 20)
+    assert sent(events).count(b"Invalid command\r\n") == 39
     assert session.state is State.USER and not any(isinstance(e, Disconnect) for e in events)
+    events = session.receive_data(b"sh/frob\r\n")
+    assert b"Too many concurrent errors, you are being disconnected\r\n" in sent(events)
+    assert isinstance(events[-1], Disconnect) and session.state is State.CLOSED
 
 
 def test_bye_closes():
@@ -343,7 +343,11 @@ def test_cc_cluster_set_filter():
 @pytest.mark.parametrize("line,message", [
     (b"accept/spots on 21m", b"unknown band '21m'"),
     (b"accept/spots on hf/xyz", b"unknown mode 'xyz'"),
-    (b"accept/spots by G0ABC", b"only band/mode filters"),
+    (b"accept/spots by", b"ends too early"),
+    (b"accept/spots on hf/cw and not by_itu 99", b"numbers from 1 to 90"),
+    (b"accept/spots on hf/cw and frob 14", b"unknown filter word 'frob'"),
+    (b"accept/spots (on hf/cw or call G", b"ends too early"),
+    (b"accept/spots by_zone 77", b"numbers from 1 to 40"),
     (b"accept/spots 12 on 20m", b"0 to 9"),
     (b"accept/spots on 14350/14000", b"runs backwards"),
     (b"set/filter doc/pass 1", b"DXBM/PASS"),
@@ -355,13 +359,15 @@ def test_filter_errors(line, message):
     assert session.wants(entry(50313.0))  # nothing was installed
 
 
-def test_skimmer_toggle():
+def test_skimmer_spots_off_by_default():
+    """DXSpider sends RBN spots only after set/skimmer (DXUser.pm wantrbn defaults to 0)."""
     session = user()
-    session.receive_data(b"unset/skimmer\r\n")
     assert not session.wants(entry(14025.0, spotter="PJ2A-#"))
     assert session.wants(entry(14025.0, spotter="PJ2A"))
     session.receive_data(b"set/skimmer\r\n")
     assert session.wants(entry(14025.0, spotter="PJ2A-#"))
+    session.receive_data(b"unset/skimmer\r\n")
+    assert not session.wants(entry(14025.0, spotter="PJ2A-#"))
 
 
 def test_no_spots_before_login():
@@ -381,7 +387,7 @@ _SPEC = st.one_of(
 @given(specs=st.lists(_SPEC, min_size=1, max_size=5))
 def test_spot_rule_round_trips(specs):
     rule = SpotRule.parse("on " + ",".join(specs))
-    assert SpotRule.parse(str(rule)) == rule
+    assert str(SpotRule.parse(str(rule))) == str(rule)
 
 
 @settings(max_examples=200)
@@ -401,6 +407,7 @@ def test_trusted_feed_pushes_raw_lines_without_login():
     session.start()
     events = session.receive_data(
         b"DX de KM3T-2-#:  14100.0  CS3B           CW    24 dB  22 WPM  NCDXF B 2259Z\r\n"
+        b"PC61^14030.5^ZF2NUE^ 7-Feb-2022^1253Z^ ^ND4X^W4NJA^72.51.152.150^H96^~\r\n"
         b"PC61^14030.5^ZF2NUE^30-Apr-2014^2253Z^ ^ND4X^W4NJA^72.51.152.150^H96^~\r\n"
         b"WWV de W0MU <18Z> :   SFI=93, A=4, K=2, No Storms -> No Storms\r\n")
     assert events[0] == LoggedIn("", feed=True)
@@ -408,7 +415,7 @@ def test_trusted_feed_pushes_raw_lines_without_login():
     assert (first.spotter, first.dx, first.source) == ("KM3T-2-#", "CS3B", "feed")
     assert (second.spotter, second.origin) == ("ND4X", "W4NJA")
     assert sent(events) == b""  # feeds get no prompt echo
-    assert session.feed_lines_ignored == 1
+    assert session.feed_lines_ignored == 2  # the WWV, and the PC61 older than an hour (handle_11)
     assert not session.wants(entry(14025.0))
 
 
@@ -445,8 +452,8 @@ def test_untrusted_peer_cannot_push_spots():
                                   "dx_de_lines_flcluster.txt", "w6bsd_raw_bytes_crlf.txt"])
 def test_feed_publishes_every_spot_of_real_files(name):
     data = (TESTDATA / name).read_bytes()
-    expected = [e.spot for e in map(lambda ln: parse_line(ln, NOW), data.splitlines())
-                if isinstance(e, DxSpot)]
+    expected = [e.spot for ln in data.splitlines() for e in [parse_line(ln, NOW)]
+                if isinstance(e, DxSpot) and feed_spot_ok(e.spot, ln.decode("latin-1").strip(), NOW)]
     session = ClusterSession(trusted_feed=True, clock=clock)
     spots = published(session.receive_data(data))
     assert [(s.spotter, s.dx, s.freq) for s in spots] == [(s.spotter, s.dx, s.freq) for s in expected]
@@ -464,7 +471,7 @@ def test_session_never_raises_on_arbitrary_bytes(chunks, trusted, login):
     session.start()
     for chunk in [login, *chunks]:
         for event in session.receive_data(chunk):
-            assert isinstance(event, Send | Publish | ShowDx | LoggedIn | Disconnect)
+            assert isinstance(event, Send | Publish | ShowDx | LoggedIn | Disconnect)  # no other events
 
 
 @settings(max_examples=300)
