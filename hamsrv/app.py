@@ -31,6 +31,7 @@ from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.sync.qsl import QslService
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
-                             web_dir=config.web_dir, cty=table)
+                             web_dir=config.web_dir, cty=table, qsl=QslService.from_config(config, db))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
             if bridge is not None:

@@ -49,6 +49,7 @@ class AppState:
     latest_solar: Callable[[], Awaitable[SolarReading | None]] = _no_solar_data  # the NOAA sync's newest
     cty: CtyTable | None = None  # DXCC prefixes, for answers about a callsign's country
     forward_spot: Callable[[Spot], Awaitable[bytes | None]] | None = None  # set in non-primary workers
+    qsl: Any = None  # the QSL sync service (hamsrv.sync.qsl.QslService), None when not running
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None
