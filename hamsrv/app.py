@@ -31,6 +31,7 @@ from hamsrv.http.common import AppState
 from hamsrv.http.listener import serve_public
 from hamsrv.ingest.jobs import JobRunner
 from hamsrv.metrics import Registry
+from hamsrv.sync import service as sync_service
 from hamsrv.sync.qsl import QslService
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
@@ -112,12 +113,14 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             imports = JobRunner(db)
             await root.start(imports.run)
+            scheduler = await root.start(sync_service.serve_syncs, config, db, metrics)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
                              web_dir=config.web_dir, cty=table, qsl=QslService.from_config(config, db))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
+            state.health_extras["syncs"] = sync_service.health(scheduler)
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:

@@ -18,6 +18,7 @@ from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
 from hamsrv.ingest.cli import add_commands
+from hamsrv.sync.cli import add_commands as add_sync_commands
 from hamsrv.sync.qsl_cli import add_commands as add_qsl_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("update", cmd_cty_update, "install a new cty.dat (validated first)", cty_cmd)
     p.add_argument("file", type=Path)
     add_commands(command)
+    add_sync_commands(command)
     add_qsl_commands(command, sub)
     return parser
 

@@ -137,6 +137,27 @@ class Config:
     shutdown_grace: float = field(default=4.0, metadata={
         "env": "HAMSRV_SHUTDOWN_GRACE", "parse": parse_positive(float),
         "help": "seconds in-flight work gets to finish on SIGTERM"})
+    syncs: str = field(default="", metadata={
+        "env": "HAMSRV_SYNCS", "parse": str,
+        "help": "timed syncs `hamsrv serve` runs: fcc, noaa, pdns, comma separated (empty: none)"})
+    fcc_url: str = field(default="https://data.fcc.gov/download/pub/uls", metadata={
+        "env": "HAMSRV_FCC_URL", "parse": parse_url(("http", "https")),
+        "help": "FCC ULS folder holding complete/l_amat.zip and daily/l_am_*.zip"})
+    noaa_url: str = field(default="https://services.swpc.noaa.gov", metadata={
+        "env": "HAMSRV_NOAA_URL", "parse": parse_url(("http", "https")),
+        "help": "NOAA SWPC base URL (holding products/... and json/...)"})
+    dns_zone: str | None = field(default=None, metadata={
+        "env": "HAMSRV_DNS_ZONE", "parse": str,
+        "help": "member DNS zone, e.g. hams.example. (K1ABC owns k1abc.hams.example.)"})
+    pdns_url: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_URL", "parse": parse_url(("http", "https")),
+        "help": "PowerDNS HTTP API, e.g. http://127.0.0.1:8081 (off when unset)"})
+    pdns_key: str | None = field(default=None, metadata={
+        "env": "HAMSRV_PDNS_KEY", "parse": str, "help": "PowerDNS API key (X-API-Key)"})
+    pdns_server: str = field(default="localhost", metadata={
+        "env": "HAMSRV_PDNS_SERVER", "parse": str, "help": "PowerDNS server id in the API path"})
+    dns_quota: int = field(default=20, metadata={
+        "env": "HAMSRV_DNS_QUOTA", "parse": parse_positive(int), "help": "member DNS records per user"})
     secret_key: str | None = field(default=None, repr=False, metadata={
         "env": "HAMSRV_SECRET_KEY", "parse": str,
         "help": "keys sealing stored passwords, base64, comma separated, first one current "

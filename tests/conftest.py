@@ -70,7 +70,7 @@ def app_config(db_url: str, tmp_path: Path) -> config_mod.Config:
     """Configuration for an app on free ports, talking to this test's database."""
     return replace(config_mod.load({}, env={}), database_url=db_url, data_dir=tmp_path,
                    http=config_mod.Bind("127.0.0.1", 0), cluster=config_mod.Bind("127.0.0.1", 0),
-                   cluster_feeds="127.0.0.1", shutdown_grace=2.0,
+                   cluster_feeds="127.0.0.1", shutdown_grace=2.0, syncs="",  # no syncs to the internet
                    ws_per_ip=5000)  # every test client comes from 127.0.0.1
 
 

@@ -19,7 +19,7 @@ from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import imports, propagation, qsl
+from hamsrv.http import imports, propagation, qsl, syncs
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -62,6 +62,7 @@ def create_app(state: AppState) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = state.max_upload_bytes
     app.extensions["hamsrv"] = state
     app.register_blueprint(propagation.blueprint)
+    app.register_blueprint(syncs.blueprint)
     app.register_blueprint(qsl.blueprint)
 
     @app.errorhandler(ApiError)

@@ -52,7 +52,7 @@ async def put_credentials(user: Row, service: str) -> Response:
         if name not in ("username", "password"):
             raise ApiError(400, f"unknown field {name!r} (known: username, password)", name)
     login = Login(_text(body, "username", MAX_USERNAME).strip(), _text(body, "password", MAX_PASSWORD))
-    await save_login(qsl.db, qsl.vault, user["id"], service, login)
+    await save_login(qsl.db, qsl.vault, user, service, login)
     return Response("", status=204)
 
 
@@ -60,6 +60,6 @@ async def put_credentials(user: Row, service: str) -> Response:
 @authenticated
 async def delete_credentials(user: Row, service: str) -> Response:
     qsl, service = _service(), _known(service)
-    if not await delete_login(qsl.db, user["id"], service):
+    if not await delete_login(qsl.db, user, service):
         raise ApiError(404, f"no {service} login is stored")
     return Response("", status=204)

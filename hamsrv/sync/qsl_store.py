@@ -40,30 +40,33 @@ def open_login(vault: Vault, user_id: int, service: str, sealed: bytes) -> Login
     return Login(data["username"], data["password"])
 
 
-async def save_login(db: Database, vault: Vault, user_id: int, service: str, login: Login) -> None:
-    """Store (or replace) a login and make the user's sync due now. A different username is a different
+def job_name(service: str, call: str) -> str:
+    """The scheduler job of one user's sync with one service; its sync_state row holds the health."""
+    return f"{service}:{call}"
+
+
+async def save_login(db: Database, vault: Vault, user: Row, service: str, login: Login) -> None:
+    """Store (or replace) a login and clear the sync's failures. A different username is a different
     account, so its resume point starts over."""
-    old = await load_login(db, vault, user_id, service)
+    old = await load_login(db, vault, user["id"], service)
     same_account = old is not None and old.username == login.username
     async with db.transaction() as conn:
         await execute_on(
             conn, "INSERT INTO qsl_accounts (user_id, service, secret) VALUES (%s, %s, %s)"
             " ON CONFLICT (user_id, service) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()",
-            [user_id, service, seal_login(vault, user_id, service, login)])
+            [user["id"], service, seal_login(vault, user["id"], service, login)])
         await execute_on(
-            conn, "INSERT INTO qsl_sync_state (user_id, service) VALUES (%s, %s)"
-            " ON CONFLICT (user_id, service) DO UPDATE SET next_due_at = now(), failures = 0,"
-            " last_error = NULL, cursor = CASE WHEN %s THEN qsl_sync_state.cursor END",
-            [user_id, service, same_account])
+            conn, "UPDATE sync_state SET failures = 0, error = NULL, next_run_at = now(),"
+            " cursor = CASE WHEN %s THEN cursor END WHERE name = %s",
+            [same_account, job_name(service, user["callsign"])])
 
 
-async def delete_login(db: Database, user_id: int, service: str) -> bool:
-    """Forget a login (its confirmations stay); False when there was none."""
+async def delete_login(db: Database, user: Row, service: str) -> bool:
+    """Forget a login and its sync's state (its confirmations stay); False when there was none."""
     async with db.transaction() as conn:
         deleted = await execute_on(conn, "DELETE FROM qsl_accounts WHERE user_id = %s AND service = %s",
-                                   [user_id, service])
-        await execute_on(conn, "DELETE FROM qsl_sync_state WHERE user_id = %s AND service = %s",
-                         [user_id, service])
+                                   [user["id"], service])
+        await execute_on(conn, "DELETE FROM sync_state WHERE name = %s", [job_name(service, user["callsign"])])
         return deleted == 1
 
 
@@ -88,12 +91,6 @@ async def reseal_all(db: Database, vault: Vault) -> tuple[int, int]:
                                [seal_login(vault, user_id, service, login), user_id, service])
             resealed += 1
     return resealed, current
-
-
-async def sync_states(db: Database, user_id: int) -> list[Row]:
-    return await db.fetch(
-        "SELECT a.service, s.* FROM qsl_accounts a LEFT JOIN qsl_sync_state s USING (user_id, service)"
-        " WHERE a.user_id = %s ORDER BY a.service", [user_id])
 
 
 def jsonable(row: Row) -> dict[str, Any]:

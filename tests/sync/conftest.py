@@ -13,6 +13,13 @@ from tests.api import Api, running_api
 
 
 @pytest.fixture
+async def api(db: Database, nursery: trio.Nursery) -> AsyncIterator[Api]:
+    """The quart app behind the real public listener, with users W1AW and K1ABC."""
+    async with running_api(db, nursery) as served:
+        yield served
+
+
+@pytest.fixture
 async def qsl_api(db: Database, nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Api]:
     """The app with a QSL service whose key file lives in this test's data dir; users W1AW and K1ABC."""
     async with running_api(db, nursery, qsl=QslService(db, Vault.load(None, tmp_path))) as served:

@@ -70,10 +70,10 @@ async def test_unknown_service_is_404_and_no_token_is_401(qsl_api: Api) -> None:
 
 
 async def test_rotation_with_the_key_file_makes_a_new_key_and_reseals(db: Database, tmp_path: Path) -> None:
-    user = (await db.fetchrow("INSERT INTO users (callsign) VALUES ('W1AW') RETURNING id"))
+    user = (await db.fetchrow("INSERT INTO users (callsign) VALUES ('W1AW') RETURNING *"))
     assert user is not None
     old_vault = Vault.load(None, tmp_path)
-    await save_login(db, old_vault, user["id"], "lotw", Login("w1aw", PASSWORD))
+    await save_login(db, old_vault, user, "lotw", Login("w1aw", PASSWORD))
     before = (await db.fetchrow("SELECT secret FROM qsl_accounts"))["secret"]  # type: ignore[index]
 
     message = await rotate_keys(db, None, tmp_path)
@@ -88,10 +88,10 @@ async def test_rotation_with_the_key_file_makes_a_new_key_and_reseals(db: Databa
 
 
 async def test_rotation_with_configured_keys_reseals_with_the_first(db: Database, tmp_path: Path) -> None:
-    user = (await db.fetchrow("INSERT INTO users (callsign) VALUES ('W1AW') RETURNING id"))
+    user = (await db.fetchrow("INSERT INTO users (callsign) VALUES ('W1AW') RETURNING *"))
     assert user is not None
     old, new = new_key(), new_key()
-    await save_login(db, Vault.load(old, tmp_path), user["id"], "eqsl", Login("w1aw", PASSWORD))
+    await save_login(db, Vault.load(old, tmp_path), user, "eqsl", Login("w1aw", PASSWORD))
     message = await rotate_keys(db, f"{new},{old}", tmp_path)
     assert message.startswith("1 stored logins resealed")
     assert await load_login(db, Vault.load(new, tmp_path), user["id"], "eqsl") == Login("w1aw", PASSWORD)

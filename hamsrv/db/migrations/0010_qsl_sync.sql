@@ -10,22 +10,9 @@ CREATE TABLE qsl_accounts (
     PRIMARY KEY (user_id, service)
 );
 
--- Health and resume point of one user's sync with one service.
-CREATE TABLE qsl_sync_state (
-    user_id         bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    service         text NOT NULL CHECK (service IN ('lotw', 'eqsl')),
-    cursor          text,          -- LoTW: APP_LoTW_LASTQSL; eQSL: RcvdSince (YYYYMMDDHHMM)
-    next_due_at     timestamptz NOT NULL DEFAULT now(),
-    last_attempt_at timestamptz,
-    last_success_at timestamptz,
-    failures        integer NOT NULL DEFAULT 0,  -- in a row, for the backoff
-    last_error      text,          -- in plain words, for the user; NULL after a success
-    last_new        integer NOT NULL DEFAULT 0,  -- the last successful run's counts
-    last_matched    integer NOT NULL DEFAULT 0,
-    last_unmatched  integer NOT NULL DEFAULT 0,
-    PRIMARY KEY (user_id, service)
-);
-CREATE INDEX qsl_sync_state_due ON qsl_sync_state (next_due_at);
+-- Each user's sync with a service is a scheduler job named '<service>:<CALL>' (e.g. 'lotw:W1AW'): its
+-- health is the job's row in sync_state (migration 0009); its resume point is that row's `cursor`
+-- (LoTW: APP_LoTW_LASTQSL; eQSL: RcvdSince) and its last run's counts are in `details`.
 
 -- Every confirmation received, matched to a QSO of the log or not (yet): kept, shown, matched again
 -- at each sync so a QSO logged later still gets its confirmation.
