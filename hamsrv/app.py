@@ -117,10 +117,11 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
-                             web_dir=config.web_dir, cty=table, qsl=QslService.from_config(config, db))
+                             web_dir=config.web_dir, cty=table, qsl=QslService.from_config(config, db, scheduler))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
+            await state.qsl.schedule_all()
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:
