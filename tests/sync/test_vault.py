@@ -69,3 +69,21 @@ def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
 def test_a_configured_key_wins_over_the_key_file(tmp_path: Path) -> None:
     vault = Vault.load(new_key(), tmp_path)
     assert vault.key_file is None and not (tmp_path / KEY_FILE).exists()
+
+
+@given(st.text(max_size=200))
+def test_any_key_text_gives_keys_or_a_config_error(text: str) -> None:
+    try:
+        keys = parse_keys(text, "HAMSRV_SECRET_KEY")
+    except ConfigError as exc:
+        assert "HAMSRV_SECRET_KEY" in str(exc)
+    else:
+        assert keys and all(len(k) == 32 for k in keys)
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=4), st.booleans())
+def test_keys_read_back_in_either_base64_alphabet(keys: list[bytes], urlsafe: bool) -> None:
+    import base64
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    text = ",".join(encode(k).decode().rstrip("=" if urlsafe else "") for k in keys)
+    assert parse_keys(text, "t") == keys
