@@ -42,6 +42,7 @@ class Account:
     behaviour: str = "ok"  # ok, empty, truncated, slow, down
     report: Path = LOTW_K9CTS  # what LoTW sends this account
     inbox: list[dict[str, str]] = field(default_factory=list)  # what eQSL sends this account
+    page: bytes | None = None  # this page instead of what the service would answer
 
 
 @dataclass
@@ -88,7 +89,7 @@ class FakeServices:
             return 503, b"<html><body>Service Unavailable</body></html>"
         if account.behaviour == "slow":
             await trio.sleep(self.delay)
-        body = good()
+        body = account.page if account.page is not None else good()
         if account.behaviour == "truncated" and truncate:
             body = body[: len(body) * 2 // 3]
         return 200, body

@@ -169,6 +169,23 @@ async def test_each_failure_is_stored_in_plain_words_and_changes_nothing(
     assert row == {"cursor": None}
 
 
+@pytest.mark.parametrize(("kind", "page", "words"), [
+    ("lotw", b"<html><head><title>LoTW</title></head><body>LoTW is down for maintenance</body></html>",
+     "LoTW is down for maintenance"),
+    ("eqsl", b'<HTML><BODY><A HREF="http://elsewhere.example/downloadedfiles/x.adi">.ADI file</A></BODY></HTML>',
+     "eQSL pointed to a file on another site; it was not fetched"),
+    ("eqsl", b'<HTML><BODY><A HREF="../downloadedfiles/gone.adi">.ADI file</A></BODY></HTML>',
+     "eQSL is down: HTTP 404"),
+])
+async def test_odd_pages_are_told_in_words(db: Database, fake: FakeServices, service: QslService, kind: str,
+                                           page: bytes, words: str) -> None:
+    (fake.lotw if kind == "lotw" else fake.eqsl)["W1AW"] = Account(PASSWORD, page=page)
+    user = await linked_user(db, service, "W1AW", kind, "W1AW")
+    state = await run(service, user, kind)
+    assert (state.status, state.error) == ("error", words)
+    assert all(not path.startswith("http") for path, _ in fake.requests)
+
+
 async def test_an_empty_result_is_a_success(db: Database, fake: FakeServices, service: QslService) -> None:
     fake.lotw["W1AW"] = Account(PASSWORD, behaviour="empty")
     fake.eqsl["W1AW"] = Account(PASSWORD, behaviour="empty")
