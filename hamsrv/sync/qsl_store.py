@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
-from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value
+from hamsrv.db.database import Database, Row, execute_on, fetch_on
 from hamsrv.identity.vault import Vault
 
 SERVICES = ("lotw", "eqsl")
@@ -91,7 +90,3 @@ async def reseal_all(db: Database, vault: Vault) -> tuple[int, int]:
                                [seal_login(vault, user_id, service, login), user_id, service])
             resealed += 1
     return resealed, current
-
-
-def jsonable(row: Row) -> dict[str, Any]:
-    return {k: json_value(v) for k, v in row.items()}
