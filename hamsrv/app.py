@@ -43,6 +43,7 @@ from hamsrv.ingest.normalize import use_entities
 from hamsrv.metrics import Registry
 from hamsrv.sync import noaa, pdns
 from hamsrv.sync import service as sync_service
+from hamsrv.sync.qsl import QslService
 from hamsrv.workers import Follower, Primary, WorkerRole, read_status
 
 log = logging.getLogger(__name__)
@@ -138,13 +139,15 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                              max_json_bytes=config.max_json_kb << 10, body_timeout=config.body_timeout,
                              spool_dir=config.data_dir / "uploads",
                              web_dir=config.web_dir, cty=table, identity=Policy.from_config(config),
-                             access_log=config.access_log)
+                             access_log=config.access_log,
+                             qsl=QslService.from_config(config, db, scheduler))
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["peers"] = lambda: [s.as_dict() for s in peer_states]
             state.health_extras["firehose"] = firehose.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
             state.latest_solar = functools.partial(noaa.latest_reading, db)
             state.member_dns = pdns.member_dns(config)
+            await state.qsl.schedule_all()
             if bridge is not None:
                 state.health_extras["redis"] = bridge.statistics
             if role is not None:

@@ -20,6 +20,7 @@ from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
 from hamsrv.ingest.cli import add_commands
 from hamsrv.sync.cli import add_commands as add_sync_commands
+from hamsrv.sync.qsl_cli import add_commands as add_qsl_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
 DATABASE_SETTINGS = ("data_dir", "database_url")  # what every command but `serve` needs to know
@@ -276,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", choices=["none", "low", "medium", "high"], help="none, low, medium or high")
     add_commands(command)
     add_sync_commands(functools.partial(command, settings=None))  # a sync needs the authorities' URLs too
+    add_qsl_commands(command, sub)
     return parser
 
 

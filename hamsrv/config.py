@@ -208,6 +208,22 @@ class Config:
     cluster_link_commands: str = field(default="", metadata={
         "env": "HAMSRV_CLUSTER_LINK_COMMANDS", "parse": str,
         "help": "commands every upstream link sends after login, separated by ';'"})
+    secret_key: str | None = field(default=None, repr=False, metadata={
+        "env": "HAMSRV_SECRET_KEY", "parse": str,
+        "help": "keys sealing stored passwords, base64, comma separated, first one current "
+                "(default: secret.key in the data dir)"})
+    lotw_url: str = field(default="https://lotw.arrl.org", metadata={
+        "env": "HAMSRV_LOTW_URL", "parse": parse_url(("http", "https")),
+        "help": "LoTW site root (hamsrv asks for /lotwuser/lotwreport.adi under it)"})
+    eqsl_url: str = field(default="https://www.eqsl.cc", metadata={
+        "env": "HAMSRV_EQSL_URL", "parse": parse_url(("http", "https")),
+        "help": "eQSL site root (hamsrv asks for /qslcard/DownloadInBox.cfm under it)"})
+    qsl_sync_hours: float = field(default=6.0, metadata={
+        "env": "HAMSRV_QSL_SYNC_HOURS", "parse": parse_positive(float),
+        "help": "hours between two LoTW/eQSL downloads of one user"})
+    qsl_timeout: float = field(default=120.0, metadata={
+        "env": "HAMSRV_QSL_TIMEOUT", "parse": parse_positive(float),
+        "help": "seconds one LoTW/eQSL download may take"})
 
     @property
     def tls(self) -> bool:

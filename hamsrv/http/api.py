@@ -20,7 +20,7 @@ from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import dns, imports, observability, propagation, settings, signin, syncs
+from hamsrv.http import dns, imports, observability, propagation, qsl, settings, signin, syncs
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -109,6 +109,7 @@ def create_app(state: AppState) -> QuartTrio:
     app.register_blueprint(settings.blueprint)
     observability.install(app, state)
     import_figures = observability.ImportFigures(state)
+    app.register_blueprint(qsl.blueprint)
 
     @app.errorhandler(ApiError)
     async def on_api_error(exc: ApiError) -> Response:

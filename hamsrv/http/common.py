@@ -58,6 +58,7 @@ class AppState:
     identity: Policy = field(default_factory=Policy)  # sessions, sign-in and rate limits
     member_dns: Any = None  # hamsrv.sync.pdns.MemberDns when HAMSRV_DNS_ZONE and HAMSRV_PDNS_URL are set
     access_log: bool = False  # one line per request on the `hamsrv.access` logger
+    qsl: Any = None  # the QSL sync service (hamsrv.sync.qsl.QslService), None when not running
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None

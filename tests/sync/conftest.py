@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import trio
 
 from hamsrv.db.database import Database
+from hamsrv.identity.vault import Vault
+from hamsrv.sync.qsl import QslService
 from tests.api import Api, running_api
 from tests.sync.powerdns import PowerDns
 
@@ -31,3 +34,10 @@ async def powerdns(tmp_path) -> AsyncIterator[PowerDns]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def qsl_api(db: Database, nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[Api]:
+    """The app with a QSL service whose key file lives in this test's data dir; users W1AW and K1ABC."""
+    async with running_api(db, nursery, qsl=QslService(db, Vault.load(None, tmp_path))) as served:
+        yield served

@@ -1,0 +1,314 @@
+"""The QSL sync service: per-user LoTW and eQSL downloads, matched to the log, with health in words.
+
+Each user's sync with each service is a scheduler job (`lotw:W1AW`), so one user's wrong password or a
+slow service only ever fails that job: the others run on their own schedule. A run downloads what is
+new since the stored resume point, keeps every confirmation (matched or not), matches the unmatched ones
+against the log, marks matched QSOs LOTW_QSL_RCVD/EQSL_QSL_RCVD = Y with the date, leaves a notice for
+the user when something new arrived, and only then moves the resume point, all in one transaction.
+The formats are read in lotw.py and eqsl.py, the matching rule lives in confirmations.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import trio
+
+from hamsrv.config import Config
+from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value
+from hamsrv.identity.vault import Vault, VaultError
+from hamsrv.ingest.adif import Record
+from hamsrv.ingest.normalize import Reject
+from hamsrv.sync import eqsl, lotw
+from hamsrv.sync.confirmations import Confirmation, LoggedQso, QslError, confirmation_from_fields, match
+from hamsrv.sync.qsl_store import SERVICE_NAMES, SERVICES, Login, job_name, load_login
+from hamsrv.sync.scheduler import Job, Progress, Scheduler
+
+log = logging.getLogger(__name__)
+
+EQSL_OVERLAP = timedelta(hours=1)  # RcvdSince reaches back this far before the last run: clocks differ,
+# and what comes twice is recognised (not counted as new)
+RETRY_MIN = 300.0  # first retry after a failure (5 min), doubling up to the sync interval
+MATCH_BATCH = 2000  # unmatched confirmations matched per query
+MAX_BODY = 256 << 20  # bytes one answer may have (a whole-life LoTW report is a few tens of MB)
+
+
+class _RedactQueries(logging.Filter):
+    """httpx logs every request URL at INFO, and LoTW and eQSL take the password in the query string:
+    take queries out of httpx's log lines, whatever level the root logger is at."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a for a in record.args)
+        return True
+
+
+_httpx_log = logging.getLogger("httpx")
+if not any(isinstance(f, _RedactQueries) for f in _httpx_log.filters):
+    _httpx_log.addFilter(_RedactQueries())
+
+
+@dataclass
+class Outcome:
+    """One run: confirmations new to hamsrv, matched now, and still waiting for a QSO."""
+
+    new: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    rejected: int = 0  # records that could not be read as a QSO (no call, bad date ...)
+
+    def summary(self, service: str) -> str:
+        text = (f"{self.new} new {SERVICE_NAMES[service]} confirmations, {self.matched} matched to the log, "
+                f"{self.unmatched} without a QSO yet")
+        return text + (f", {self.rejected} unreadable" if self.rejected else "")
+
+
+@dataclass
+class QslService:
+    db: Database
+    vault: Vault
+    lotw_url: str = "https://lotw.arrl.org"
+    eqsl_url: str = "https://www.eqsl.cc"
+    interval: float = 6 * 3600.0
+    timeout: float = 120.0
+    scheduler: Scheduler | None = None
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @classmethod
+    def from_config(cls, config: Config, db: Database, scheduler: Scheduler | None = None) -> QslService:
+        return cls(db, Vault.load(config.secret_key, config.data_dir), lotw_url=config.lotw_url,
+                   eqsl_url=config.eqsl_url, interval=config.qsl_sync_hours * 3600, timeout=config.qsl_timeout,
+                   scheduler=scheduler)
+
+    # ---- jobs on the scheduler
+    def job(self, user: Row, service: str) -> Job:
+        async def run(progress: Progress) -> str:
+            return (await self.sync(user, service, progress)).summary(service)
+        return Job(job_name(service, user["callsign"]), run, interval=self.interval, timeout=self.timeout + 30,
+                   retry_min=min(RETRY_MIN, self.interval), owner_id=user["id"])
+
+    async def schedule_all(self) -> int:
+        """Put every stored login's sync on the scheduler (at start); returns how many."""
+        assert self.scheduler is not None
+        rows = await self.db.fetch("SELECT a.service, u.id, u.callsign FROM qsl_accounts a"
+                                   " JOIN users u ON u.id = a.user_id ORDER BY u.id, a.service")
+        for row in rows:
+            self.scheduler.add(self.job({"id": row["id"], "callsign": row["callsign"]}, row["service"]))
+        return len(rows)
+
+    def login_saved(self, user: Row, service: str) -> None:
+        """A new or changed login: its sync runs now."""
+        if self.scheduler is not None:
+            job = self.job(user, service)
+            self.scheduler.add(job)
+            self.scheduler.wake(job.name)
+
+    def login_removed(self, user: Row, service: str) -> None:
+        if self.scheduler is not None:
+            self.scheduler.remove(job_name(service, user["callsign"]))
+
+    # ---- one run
+    async def sync(self, user: Row, service: str, progress: Progress = lambda _: None) -> Outcome:
+        """Download, keep, match; raises QslError (in words) when the service or the login fails."""
+        name = SERVICE_NAMES[service]
+        try:
+            login = await load_login(self.db, self.vault, user["id"], service)
+        except VaultError as exc:
+            raise QslError("login", f"the stored {name} password cannot be read: {exc}") from None
+        if login is None:
+            raise QslError("login", f"no {name} login is stored (PUT /api/qsl/credentials/{service})")
+        state = await self.db.fetchrow("SELECT cursor FROM sync_state WHERE name = %s",
+                                       [job_name(service, user["callsign"])])
+        cursor = state["cursor"] if state else None
+        started = self.now()
+        progress(f"asking {name} for confirmations since {cursor or 'the beginning'}")
+        with trio.move_on_after(self.timeout) as waited:
+            if service == "lotw":
+                records, next_cursor = await self._download_lotw(login, cursor)
+            else:
+                records, next_cursor = await self._download_eqsl(login, cursor, started)
+        if waited.cancelled_caught:
+            raise QslError("timeout", f"{name} did not answer within {self.timeout:g} s")
+        progress(f"{len(records)} confirmations received")
+        confirmations, rejected = [], 0
+        for record in records:
+            made = confirmation_from_fields(service, record.fields, started.date())
+            if isinstance(made, Reject):
+                rejected += 1
+            else:
+                confirmations.append(made)
+        outcome = await self._store(user, service, confirmations, next_cursor or cursor)
+        outcome.rejected = rejected
+        return outcome
+
+    async def _get(self, client: httpx.AsyncClient, name: str, url: str,
+                   params: Mapping[str, str] | None = None) -> bytes:
+        """One GET; every failure becomes a QslError in words (never the URL: it holds the password)."""
+        try:
+            async with client.stream("GET", url, params=params) as response:
+                if response.status_code != 200:
+                    raise QslError("down", f"{name} is down: HTTP {response.status_code}")
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_BODY:
+                        raise QslError("unexpected", f"{name} sent more than {MAX_BODY >> 20} MB")
+                return bytes(body)
+        except httpx.TimeoutException:
+            raise QslError("timeout", f"{name} did not answer within {self.timeout:g} s") from None
+        except httpx.ConnectError as exc:
+            raise QslError("down", f"{name} cannot be reached: {_reason(exc)}") from None
+        except httpx.HTTPError as exc:
+            raise QslError("down", f"{name} broke off the answer: {type(exc).__name__}") from None
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout, follow_redirects=False,
+                                 headers={"User-Agent": "hamsrv QSL sync"})
+
+    async def _download_lotw(self, login: Login, since: str | None) -> tuple[list[Record], str | None]:
+        async with self._client() as client:
+            body = await self._get(client, "LoTW", self.lotw_url.rstrip("/") + lotw.REPORT_PATH,
+                                   lotw.report_query(login.username, login.password, since))
+        report = await trio.to_thread.run_sync(lotw.read_report, body)
+        return report.records, report.last_qsl
+
+    async def _download_eqsl(self, login: Login, since: str | None,
+                             started: datetime) -> tuple[list[Record], str | None]:
+        page_url = self.eqsl_url.rstrip("/") + eqsl.INBOX_PATH
+        async with self._client() as client:
+            page = await self._get(client, "eQSL", page_url, eqsl.inbox_query(login.username, login.password, since))
+            link = eqsl.read_inbox_page(page)
+            since_next = eqsl.since_text(started - EQSL_OVERLAP)
+            if link is None:  # nothing new
+                return [], since_next
+            file_url = urljoin(page_url, link)
+            if urlsplit(file_url)[:2] != urlsplit(page_url)[:2]:
+                raise QslError("unexpected", "eQSL pointed to a file on another site; it was not fetched")
+            body = await self._get(client, "eQSL", file_url)
+        records = await trio.to_thread.run_sync(eqsl.read_inbox_file, body)
+        return records, since_next
+
+    async def _store(self, user: Row, service: str, confirmations: list[Confirmation],
+                     cursor: str | None) -> Outcome:
+        """Keep the confirmations, match every unmatched one, mark the QSOs, leave a notice, move the
+        resume point: one transaction, so a failure leaves nothing half done."""
+        outcome = Outcome()
+        async with self.db.transaction() as conn:
+            if confirmations:
+                inserted = await fetch_on(
+                    conn, "INSERT INTO qsl_confirmations (user_id, service, call, start_at, band, mode, mode_group,"
+                    " qsl_date, fields) SELECT %s, %s, c, s, b, m, g, d, f::jsonb FROM unnest(%s::text[],"
+                    " %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::date[], %s::text[])"
+                    " AS x(c, s, b, m, g, d, f) ON CONFLICT DO NOTHING RETURNING id",
+                    [user["id"], service, [c.call for c in confirmations], [c.start_at for c in confirmations],
+                     [c.band for c in confirmations], [c.mode for c in confirmations],
+                     [c.mode_group for c in confirmations], [c.qsl_date for c in confirmations],
+                     [json.dumps(dict(c.fields)) for c in confirmations]])
+                outcome.new = len(inserted)
+            outcome.matched = await self._match_waiting(conn, user["id"], service)
+            left = await fetch_on(conn, "SELECT count(*) AS n FROM qsl_confirmations WHERE user_id = %s"
+                                        " AND service = %s AND qso_id IS NULL", [user["id"], service])
+            outcome.unmatched = int(left[0]["n"])
+            if outcome.new:
+                await execute_on(
+                    conn, "INSERT INTO qsl_notifications (user_id, service, message, new_count, matched)"
+                    " VALUES (%s, %s, %s, %s, %s)",
+                    [user["id"], service, f"{outcome.new} new {SERVICE_NAMES[service]} confirmations",
+                     outcome.new, outcome.matched])
+            await execute_on(  # the scheduler made the row already; a direct call (tests) may not have
+                conn, "INSERT INTO sync_state (name, owner_id, cursor, details) VALUES (%s, %s, %s, %s::jsonb)"
+                " ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, details = EXCLUDED.details",
+                [job_name(service, user["callsign"]), user["id"], cursor,
+                 json.dumps({"new": outcome.new, "matched": outcome.matched, "unmatched": outcome.unmatched})])
+        return outcome
+
+    async def _match_waiting(self, conn: Any, user_id: int, service: str) -> int:
+        """Match the user's unmatched confirmations (new ones and those still waiting for their QSO)."""
+        matched_in_all, after = 0, 0
+        column = "lotw" if service == "lotw" else "eqsl"
+        while True:
+            rows = await fetch_on(
+                conn, "SELECT id, call, start_at, band, mode, mode_group, qsl_date, fields->>'SUBMODE' AS submode"
+                " FROM qsl_confirmations WHERE user_id = %s AND service = %s AND qso_id IS NULL AND id > %s"
+                " ORDER BY id LIMIT %s", [user_id, service, after, MATCH_BATCH])
+            if not rows:
+                return matched_in_all
+            after = rows[-1]["id"]
+            waiting = [Confirmation(service, r["call"], r["start_at"], r["band"], r["mode"], r["submode"],
+                                    r["mode_group"], r["qsl_date"]) for r in rows]
+            candidates = await fetch_on(
+                conn, "SELECT q.id, q.call, q.start_at, q.band, q.freq, q.mode, q.submode FROM qsos q"
+                " WHERE q.owner_id = %s AND q.call = ANY(%s) AND EXISTS (SELECT 1 FROM unnest(%s::text[],"
+                " %s::timestamptz[]) AS c(call, at) WHERE c.call = q.call"
+                " AND q.start_at BETWEEN c.at - interval '30 minutes' AND c.at + interval '30 minutes')"
+                " AND NOT EXISTS (SELECT 1 FROM qsl_confirmations x WHERE x.qso_id = q.id AND x.service = %s)",
+                [user_id, sorted({c.call for c in waiting}), [c.call for c in waiting],
+                 [c.start_at for c in waiting], service])
+            pairs = match(waiting, [LoggedQso(r["id"], r["call"], r["start_at"], r["band"], r["freq"], r["mode"],
+                                              r["submode"]) for r in candidates])
+            if pairs:
+                ids = [rows[i]["id"] for i in pairs]
+                await execute_on(
+                    conn, "UPDATE qsl_confirmations c SET qso_id = p.qso, matched_at = now()"
+                    " FROM unnest(%s::bigint[], %s::bigint[]) AS p(conf, qso) WHERE c.id = p.conf",
+                    [ids, list(pairs.values())])
+                await execute_on(
+                    conn, f"UPDATE qsos q SET {column}_qsl_rcvd = 'Y', {column}_qslrdate = p.day,"
+                    " updated_at = now() FROM unnest(%s::bigint[], %s::date[]) AS p(qso, day)"
+                    " WHERE q.id = p.qso AND q.owner_id = %s",
+                    [list(pairs.values()), [waiting[i].qsl_date for i in pairs], user_id])
+                matched_in_all += len(pairs)
+
+    # ---- what the user sees
+    async def status(self, user: Row) -> dict[str, Any]:
+        """Per service: linked or not, health in words, counts; the unseen notices."""
+        services = []
+        accounts = {r["service"] for r in await self.db.fetch(
+            "SELECT service FROM qsl_accounts WHERE user_id = %s", [user["id"]])}
+        totals = {(r["service"], r["matched"]): r["n"] for r in await self.db.fetch(
+            "SELECT service, qso_id IS NOT NULL AS matched, count(*) AS n FROM qsl_confirmations"
+            " WHERE user_id = %s GROUP BY 1, 2", [user["id"]])}
+        for service in SERVICES:
+            row = await self.db.fetchrow(
+                "SELECT status, last_run_at, last_ok_at, last_error_at, error, failures, summary, next_run_at,"
+                " details FROM sync_state WHERE name = %s", [job_name(service, user["callsign"])])
+            row = row or {}
+            failing = bool(row.get("failures"))
+            services.append({
+                "service": service, "name": SERVICE_NAMES[service], "linked": service in accounts,
+                "status": row.get("status", "never" if service in accounts else "not linked"),
+                "last_attempt": json_value(row.get("last_run_at")), "last_success": json_value(row.get("last_ok_at")),
+                "next_run": json_value(row.get("next_run_at")),
+                "error": row.get("error") if failing else None, "failures": row.get("failures", 0),
+                "summary": row.get("summary"), "last_run": row.get("details") or None,
+                "confirmations": totals.get((service, True), 0) + totals.get((service, False), 0),
+                "unmatched": totals.get((service, False), 0),
+            })
+        notices = await self.db.fetch(
+            "SELECT id, service, message, new_count, matched, created_at FROM qsl_notifications"
+            " WHERE user_id = %s AND seen_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 50", [user["id"]])
+        return {"services": services, "notifications": [{k: json_value(v) for k, v in n.items()} for n in notices]}
+
+    async def unmatched(self, user: Row, service: str | None, limit: int) -> list[dict[str, Any]]:
+        rows = await self.db.fetch(
+            "SELECT id, service, call, start_at, band, mode, mode_group, qsl_date, received_at"
+            " FROM qsl_confirmations WHERE user_id = %s AND qso_id IS NULL AND (%s::text IS NULL OR service = %s)"
+            " ORDER BY start_at DESC, id DESC LIMIT %s", [user["id"], service, service, limit])
+        return [{k: json_value(v) for k, v in r.items()} for r in rows]
+
+    async def mark_seen(self, user: Row) -> int:
+        return await self.db.execute("UPDATE qsl_notifications SET seen_at = now() WHERE user_id = %s"
+                                     " AND seen_at IS NULL", [user["id"]])
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.split("] ", 1)[-1][:200]  # "[Errno 111] Connection refused" -> "Connection refused"
+
