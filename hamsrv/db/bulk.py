@@ -1,5 +1,8 @@
-"""Bulk storage of QSOs: binary COPY straight into `qsos` when no row can be a duplicate, else into a
-temporary staging table and then one INSERT ... ON CONFLICT DO NOTHING per batch.
+"""Bulk storage of QSOs: binary COPY straight into `qsos` when no row is likely to be a duplicate (no
+QSO of the owner in the batch's time range, or the import's previous batch held no duplicate: new
+QSOs in any order), else into a temporary staging table and then one INSERT ... ON CONFLICT DO NOTHING
+per batch. A straight COPY that meets a duplicate after all stops at it and the batch goes through
+staging, so a guess costs time, never a row.
 
 `CopyRows` builds the COPY stream (pure CPU: it runs in a worker thread, and the C fast path
 hamsrv.ingest._fastadi appends rows to it in the same format); `store_rows` sends one batch inside the
@@ -104,23 +107,25 @@ async def prepare_connection(conn: TrioConnection) -> None:
 
 
 async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, *, merge: bool,
-                     starts: tuple[datetime, datetime] | None = None) -> Stored:
+                     starts: tuple[datetime, datetime] | None = None, expect_new: bool = False) -> Stored:
     """Store `rows` QSOs of `owner_id`, encoded by CopyRows as `data`; `starts` is the range of their
-    start times. The caller holds a transaction on `conn` (and commits it with its progress counters);
-    prepare_connection() must have run on `conn`. Raises RefusedData when PostgreSQL rejects the data."""
+    start times. `expect_new` says the previous batch of the same import held no duplicate, so this
+    one most likely holds none either, whatever its time range. The caller holds a transaction on
+    `conn` (and commits it with its progress counters); prepare_connection() must have run on `conn`.
+    Raises RefusedData when PostgreSQL rejects the data."""
     with translated():
-        return await _store_rows(conn, owner_id, data, rows, merge, starts)
+        return await _store_rows(conn, owner_id, data, rows, merge, starts, expect_new)
 
 
 async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, merge: bool,
-                      starts: tuple[datetime, datetime] | None) -> Stored:
+                      starts: tuple[datetime, datetime] | None, expect_new: bool) -> Stored:
     if not rows:
         return Stored()
     begun = await (await conn.execute(_BEGIN, [*(starts or (None, None)), owner_id])).fetchone()
     if begun is None:
         raise HamsrvError(f"user {owner_id} no longer exists")
-    overlap = begun[2]
-    if not merge and starts is not None and not overlap and await _straight_in(conn, data):
+    nothing_in_range = starts is not None and not begun[2]
+    if not merge and (expect_new or nothing_in_range) and await _straight_in(conn, data):
         return Stored(inserted=rows)
     async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
@@ -133,9 +138,9 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
 
 
 async def _straight_in(conn: TrioConnection, data: bytes) -> bool:
-    """COPY the batch straight into `qsos`, twice as fast as staging plus INSERT; the caller found no
-    QSO of the owner in the batch's time range. False, with nothing stored, when a row is a duplicate
-    after all (twice in the batch, or inserted meanwhile by someone else)."""
+    """COPY the batch straight into `qsos`, twice as fast as staging plus INSERT. False, with nothing
+    stored, when a row is a duplicate after all (already stored, twice in the batch, or inserted
+    meanwhile by someone else)."""
     try:
         async with conn.transaction(), conn.cursor().copy(_COPY_DIRECT) as copy:
             await copy.write(data)
