@@ -146,7 +146,7 @@ def _with_new_call(record: bytes, suffix: bytes) -> bytes:
     return record[:match.start()] + b"<CALL:%d>%s" % (len(call), call) + record[start + length:]
 
 
-def _plus_new(records: Iterator[bytes]) -> Iterator[bytes]:
+def plus_new_records(records: Iterator[bytes]) -> Iterator[bytes]:
     """Shape 5: after every 10th QSO a new one in the same minute (the call with /P)."""
     for i, record in enumerate(records):
         yield record
@@ -154,7 +154,7 @@ def _plus_new(records: Iterator[bytes]) -> Iterator[bytes]:
             yield _with_new_call(record, b"/P")
 
 
-def _lotw_confirmations(records: Iterator[bytes]) -> Iterator[bytes]:
+def lotw_confirmations(records: Iterator[bytes]) -> Iterator[bytes]:
     """Shape 6: every 10th QSO as LoTW reports a confirmation (its field mix and comment trailers)."""
     for i, record in enumerate(records):
         if i % 10:
@@ -173,17 +173,22 @@ def _lotw_confirmations(records: Iterator[bytes]) -> Iterator[bytes]:
             ("DXCC", "291"), ("COUNTRY", "UNITED STATES OF AMERICA"), ("CQZ", "05"), ("ITUZ", "08"))))
 
 
-def _real_records(folder: Path) -> list[bytes]:
-    """The records of every ADI file in `folder` that carry CALL, QSO_DATE and TIME_ON, as bytes."""
+LOTW_HEAD = (b"ARRL Logbook of the World Status Report\nGenerated for W1AW\n\n<PROGRAMID:4>LoTW\n"
+             b"<APP_LoTW_LASTQSL:19>2024-06-02 23:31:22\n<eoh>\n")
+LOTW_TAIL = b"\n<APP_LoTW_EOF>\n"
+
+
+def _real_records(folder: Path) -> list[list[bytes]]:
+    """Per ADI file in `folder`, its records that carry CALL, QSO_DATE and TIME_ON, as bytes."""
     found = []
     for path in sorted(folder.glob("*.adi")):
         data = path.read_bytes()
         eoh = list(re.finditer(rb"<eoh>", data, re.IGNORECASE))
         body = data[eoh[-1].end():] if eoh else data
-        for raw in re.split(rb"<eor>", body, flags=re.IGNORECASE):
-            names = {m.group(1).upper() for m in _VALUE_TAG.finditer(raw)}
-            if {b"CALL", b"QSO_DATE", b"TIME_ON"} <= names:
-                found.append(raw.strip() + b"<eor>\n")
+        records = [raw.strip() + b"<eor>\n" for raw in re.split(rb"<eor>", body, flags=re.IGNORECASE)
+                   if {b"CALL", b"QSO_DATE", b"TIME_ON"} <= {m.group(1).upper() for m in _VALUE_TAG.finditer(raw)}]
+        if records:
+            found.append(records)
     return found
 
 
@@ -203,15 +208,17 @@ def _fresh(record: bytes, call: str, date: str, time_on: str) -> bytes:
 
 
 def real_log_records(count: int, folder: Path = TESTDATA_ADIF, seed: int = 7) -> Iterator[bytes]:
-    """Shape 7: the testdata records in turn, each with a fresh unique call and a fresh minute."""
-    records = _real_records(folder)
+    """Shape 7: a record of each testdata file in turn (every logger weighs the same), each with a
+    fresh unique call and a fresh minute."""
+    files = _real_records(folder)
     rnd = random.Random(seed)
     for i in range(count):
+        records = files[i % len(files)]
         serial, letters = divmod(i, 26 ** 3)
         call = (f"{rnd.choice(_PREFIXES)}{serial % 10}{_LETTERS[letters // 676]}{_LETTERS[letters // 26 % 26]}"
                 f"{_LETTERS[letters % 26]}/{serial // 10 + 1}")
         date, time_on = _time_fields(i, rnd.randrange(60))
-        yield _fresh(records[i % len(records)], call, date, time_on)
+        yield _fresh(records[i // len(files) % len(records)], call, date, time_on)
 
 
 def make_files(work: Path, rows: int) -> dict[str, dict[str, Any]]:
@@ -225,11 +232,8 @@ def make_files(work: Path, rows: int) -> dict[str, dict[str, Any]]:
     _write(work / "shuffled.adi", iter(shuffled))
     del shuffled
     _write(work / "five.adi", synthetic_records(rows, seed=3, per_minute=5))
-    _write(work / "plus.adi", _plus_new(synthetic_records(rows)))
-    _write(work / "lotw.adi", _lotw_confirmations(synthetic_records(rows)),
-           head=b"ARRL Logbook of the World Status Report\nGenerated for W1AW\n\n<PROGRAMID:4>LoTW\n"
-                b"<APP_LoTW_LASTQSL:19>2024-06-02 23:31:22\n<eoh>\n",
-           tail=b"\n<APP_LoTW_EOF>\n")
+    _write(work / "plus.adi", plus_new_records(synthetic_records(rows)))
+    _write(work / "lotw.adi", lotw_confirmations(synthetic_records(rows)), head=LOTW_HEAD, tail=LOTW_TAIL)
     _write(work / "real.adi", real_log_records(rows))
     return {shape: {"file": name, "bytes": (work / name).stat().st_size} for shape, name in files.items()}
 
