@@ -208,17 +208,16 @@ def _fresh(record: bytes, call: str, date: str, time_on: str) -> bytes:
 
 
 def real_log_records(count: int, folder: Path = TESTDATA_ADIF, seed: int = 7) -> Iterator[bytes]:
-    """Shape 7: a record of each testdata file in turn (every logger weighs the same), each with a
-    fresh unique call and a fresh minute."""
-    files = _real_records(folder)
+    """Shape 7: the records of every testdata file, one file after the other, over and over, each
+    with a fresh unique call and a fresh minute."""
+    records = [record for file in _real_records(folder) for record in file]
     rnd = random.Random(seed)
     for i in range(count):
-        records = files[i % len(files)]
         serial, letters = divmod(i, 26 ** 3)
         call = (f"{rnd.choice(_PREFIXES)}{serial % 10}{_LETTERS[letters // 676]}{_LETTERS[letters // 26 % 26]}"
                 f"{_LETTERS[letters % 26]}/{serial // 10 + 1}")
         date, time_on = _time_fields(i, rnd.randrange(60))
-        yield _fresh(records[i // len(files) % len(records)], call, date, time_on)
+        yield _fresh(records[i % len(records)], call, date, time_on)
 
 
 def make_files(work: Path, rows: int) -> dict[str, dict[str, Any]]:
@@ -376,7 +375,6 @@ async def run(rows: int, rounds: int, work: Path, database_url: str | None) -> d
             copy_file = work / f"{shape}.copy"
             files[shape]["rows"], files[shape]["encode_s"] = encode_copy_file(
                 work / files[shape]["file"], copy_file, prep_owner)
-        calls = [m.decode() for m in re.findall(rb"<CALL:\d+>([^ ]+)", (work / "ordered.adi").read_bytes())]
         for number in range(rounds):
             await db.execute("TRUNCATE qsos")
             await db.execute("DELETE FROM users WHERE callsign LIKE 'BENCH%%'")
@@ -401,7 +399,8 @@ async def run(rows: int, rounds: int, work: Path, database_url: str | None) -> d
                       flush=True)
             owner = await db.fetchrow("SELECT id FROM users WHERE callsign = %s", [owners["A"]])
             assert owner is not None
-            sample = random.Random(number).sample(calls, min(1000, len(calls)))
+            sample = [row["call"] for row in await db.fetch(
+                "SELECT call FROM qsos WHERE owner_id = %s ORDER BY random() LIMIT 1000", [owner["id"]])]
             lookups.append(await _lookups(db, owner["id"], owners["A"], sample, work))
             print(f"round {number + 1} lookups: {lookups[-1]}", flush=True)
             loads.append(os.getloadavg())

@@ -78,11 +78,24 @@ _STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS qso_staging ON COMMIT DELETE ROWS 
             f" SELECT {_COLUMNS} FROM qsos WITH NO DATA")
 _COPY_STAGING = f"COPY qso_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _COPY_DIRECT = f"COPY qsos ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
-_INSERT = f"INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM qso_staging ON CONFLICT DO NOTHING"
+# The anti-join skips the QSOs already stored with one probe of the dedupe index each, twice as fast
+# as letting ON CONFLICT find them (a re-upload is nearly all duplicates); ON CONFLICT still catches
+# a QSO twice in the batch, or one inserted meanwhile by someone else.
+_SAME_QSO = ("q.owner_id = s.owner_id AND q.start_minute = date_trunc('minute', s.start_at AT TIME ZONE 'UTC')"
+             " AND q.call = s.call AND coalesce(q.band, '') = coalesce(s.band, '')"
+             " AND coalesce(q.mode, '') = coalesce(s.mode, '')")
+_INSERT = (f"INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM qso_staging s"
+           f" WHERE NOT EXISTS (SELECT FROM qsos q WHERE {_SAME_QSO}) ON CONFLICT DO NOTHING")
 # One round trip before each batch: lock the owner (the QSOs' reference to it), keep the import off
 # the firehose, skip the wait for the WAL flush at commit (the job's progress commits with the rows, so
-# a crash loses both or neither), and look for QSOs of the owner in the batch's time range.
+# a crash loses both or neither), and look for QSOs of the owner in the batch's time range. The staging
+# statements join a batch with the owner's QSOs: one dedupe index probe per staged row is the plan
+# that stays fast on any logbook (a merge join walked all 1,000,000 QSOs of the owner for each batch
+# of a LoTW merge), so the other join methods are off for the transaction, and the merge's sort of a
+# batch gets the memory to stay off the disk.
 _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronous_commit', 'off', true),"
+          " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
+          " set_config('work_mem', '64MB', true),"
           " EXISTS (SELECT FROM qsos WHERE owner_id = owner.id AND start_minute"
           " BETWEEN date_trunc('minute', %s AT TIME ZONE 'UTC') AND date_trunc('minute', %s AT TIME ZONE 'UTC'))"
           f" FROM ({LOCK_OWNER}) owner")
@@ -124,14 +137,13 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
     begun = await (await conn.execute(_BEGIN, [*(starts or (None, None)), owner_id])).fetchone()
     if begun is None:
         raise HamsrvError(f"user {owner_id} no longer exists")
-    nothing_in_range = starts is not None and not begun[2]
+    nothing_in_range = starts is not None and not begun[-1]
     if not merge and (expect_new or nothing_in_range) and await _straight_in(conn, data):
         return Stored(inserted=rows)
     async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
     merged = 0
     if merge:
-        await conn.execute("ANALYZE qso_staging")  # a fresh temp table has no statistics
         merged = (await conn.execute(_MERGE, [owner_id])).rowcount
     inserted = (await conn.execute(_INSERT)).rowcount
     return Stored(inserted, rows - inserted - merged, merged)
