@@ -263,11 +263,13 @@ def encode_copy_file(adi: Path, out: Path, owner_id: int) -> tuple[int, float]:
 
 
 async def _raw_copy(db: Database, copy_file: Path) -> float:
-    """Seconds to COPY every stream of `copy_file` into a new table LIKE qsos with its indexes, in
-    one transaction (the table is dropped afterwards, untimed)."""
+    """Seconds to COPY every stream of `copy_file` into a new table LIKE qsos with its indexes and
+    storage options, in one transaction (the table is dropped afterwards, untimed)."""
     table = f"bench_copy_{random.randrange(10**6)}"
     columns = ", ".join(("owner_id", *QSO_COLUMNS))
-    await db.execute(f"CREATE TABLE {table} (LIKE qsos INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES)")
+    options = (await db.fetch("SELECT array_to_string(reloptions, ', ') AS o FROM pg_class WHERE relname = 'qsos'"))[0]["o"]
+    await db.execute(f"CREATE TABLE {table} (LIKE qsos INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING INDEXES)"
+                     + (f" WITH ({options})" if options else ""))  # qsos' fillfactor too
     try:
         async with db.connection() as conn:
             started = time.perf_counter()

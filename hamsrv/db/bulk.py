@@ -144,6 +144,10 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
         await copy.write(data)
     merged = 0
     if merge:
+        # The merge is an inner join, which the planner may turn around (every QSO of the owner
+        # against the whole batch) unless it knows how many rows the batch has. The anti-join of
+        # _INSERT has one order only, and needs no statistics.
+        await conn.execute("ANALYZE qso_staging")
         merged = (await conn.execute(_MERGE, [owner_id])).rowcount
     inserted = (await conn.execute(_INSERT)).rowcount
     return Stored(inserted, rows - inserted - merged, merged)

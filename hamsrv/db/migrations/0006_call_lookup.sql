@@ -4,3 +4,9 @@
 -- backward walk of the dedupe index filtered by call. Measured with bench.ingest: the import's speed is
 -- reported against raw COPY into a table with these same indexes.
 CREATE INDEX qsos_owner_call ON qsos (owner_id, call, start_minute);
+
+-- A LoTW merge updates QSL fields of QSOs spread all over the table. A bulk COPY fills heap pages to
+-- the brim, so each such update wrote the row to another page and added an entry to every index
+-- (47 us a row, measured on 20,000 merged QSOs of a 1,000,000-QSO logbook). With room left on each
+-- page the update stays on the page and touches no index (HOT): 4 us a row. Applies to new pages.
+ALTER TABLE qsos SET (fillfactor = 90);
