@@ -100,13 +100,15 @@ _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronou
           " BETWEEN date_trunc('minute', %s AT TIME ZONE 'UTC') AND date_trunc('minute', %s AT TIME ZONE 'UTC'))"
           f" FROM ({LOCK_OWNER}) owner")
 # Merge: QSL fields of an existing QSO with the same dedupe key take the incoming values that are
-# set; when the batch holds the same QSO twice, the later record wins. Only QSOs whose QSL fields
+# set; when the batch holds the same QSO twice, the later record wins. The batch is taken in the
+# dedupe index's order (start minute first), which is also the order of a logbook imported in time
+# order on disk: the probes and updates walk both forward instead of jumping about. Only QSOs whose QSL fields
 # really change count as merged; the others are duplicates.
 _MERGE = (
     "UPDATE qsos q SET " + ", ".join(f"{c} = coalesce(s.{c}, q.{c})" for c in QSL_COLUMNS)
-    + ", updated_at = now() FROM (SELECT DISTINCT ON (call, coalesce(band, ''), coalesce(mode, ''),"
-    " date_trunc('minute', start_at AT TIME ZONE 'UTC')) * FROM qso_staging"
-    " ORDER BY call, coalesce(band, ''), coalesce(mode, ''), date_trunc('minute', start_at AT TIME ZONE 'UTC'),"
+    + ", updated_at = now() FROM (SELECT DISTINCT ON (date_trunc('minute', start_at AT TIME ZONE 'UTC'), call,"
+    " coalesce(band, ''), coalesce(mode, '')) * FROM qso_staging"
+    " ORDER BY date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, ''),"
     " ctid DESC) s"
     " WHERE q.owner_id = %s AND q.call = s.call AND coalesce(q.band, '') = coalesce(s.band, '')"
     " AND coalesce(q.mode, '') = coalesce(s.mode, '')"
