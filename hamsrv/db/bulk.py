@@ -90,30 +90,31 @@ _INSERT = (f"INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM qso_staging s"
 # the firehose, skip the wait for the WAL flush at commit (the job's progress commits with the rows, so
 # a crash loses both or neither), and look for QSOs of the owner in the batch's time range. The staging
 # statements join a batch with the owner's QSOs: one dedupe index probe per staged row is the plan
-# that stays fast on any logbook (a merge join walked all 1,000,000 QSOs of the owner for each batch
-# of a LoTW merge), so the other join methods are off for the transaction, and the merge's sort of a
-# batch gets the memory to stay off the disk.
+# that stays fast on any logbook (a merge join walked all 1,000,000 QSOs of the owner for each batch),
+# so the other join methods are off for the transaction, and the merge's sort of a batch gets the
+# memory to stay off the disk.
 _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronous_commit', 'off', true),"
           " set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),"
           " set_config('work_mem', '64MB', true),"
           " EXISTS (SELECT FROM qsos WHERE owner_id = owner.id AND start_minute"
           " BETWEEN date_trunc('minute', %s AT TIME ZONE 'UTC') AND date_trunc('minute', %s AT TIME ZONE 'UTC'))"
           f" FROM ({LOCK_OWNER}) owner")
-# Merge: QSL fields of an existing QSO with the same dedupe key take the incoming values that are
-# set; when the batch holds the same QSO twice, the later record wins. The batch is taken in the
-# dedupe index's order (start minute first), which is also the order of a logbook imported in time
-# order on disk: the probes and updates walk both forward instead of jumping about. Only QSOs whose QSL fields
-# really change count as merged; the others are duplicates.
+# Merge: one INSERT ... ON CONFLICT DO UPDATE, so each QSO of the batch costs one probe of the dedupe
+# index: a new QSO is inserted, a stored one takes the incoming QSL fields that are set (in place:
+# see the fillfactor in migration 0006). Only QSOs whose QSL fields really change count as merged
+# (the WHERE), the others are duplicates; `xmax = 0` tells an inserted row from an updated one. A
+# statement may not update a row twice, so the batch holds each QSO once: when it has the same QSO
+# twice, the later record wins. Taken in the dedupe index's order (start minute first), which is
+# also the order on disk of a logbook imported in time order, so probes and updates walk forward.
+_KEY = "date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, '')"
 _MERGE = (
-    "UPDATE qsos q SET " + ", ".join(f"{c} = coalesce(s.{c}, q.{c})" for c in QSL_COLUMNS)
-    + ", updated_at = now() FROM (SELECT DISTINCT ON (date_trunc('minute', start_at AT TIME ZONE 'UTC'), call,"
-    " coalesce(band, ''), coalesce(mode, '')) * FROM qso_staging"
-    " ORDER BY date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, ''),"
-    " ctid DESC) s"
-    " WHERE q.owner_id = %s AND q.call = s.call AND coalesce(q.band, '') = coalesce(s.band, '')"
-    " AND coalesce(q.mode, '') = coalesce(s.mode, '')"
-    " AND q.start_minute = date_trunc('minute', s.start_at AT TIME ZONE 'UTC')"
-    " AND (" + " OR ".join(f"q.{c} IS DISTINCT FROM coalesce(s.{c}, q.{c})" for c in QSL_COLUMNS) + ")")
+    f"WITH stored AS (INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM"
+    f" (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ctid DESC) s"
+    " ON CONFLICT (owner_id, start_minute, call, coalesce(band, ''), coalesce(mode, '')) DO UPDATE SET "
+    + ", ".join(f"{c} = coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS) + ", updated_at = now()"
+    " WHERE " + " OR ".join(f"qsos.{c} IS DISTINCT FROM coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS)
+    + " RETURNING xmax = 0 AS new)"
+    " SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new) FROM stored")
 
 async def prepare_connection(conn: TrioConnection) -> None:
     """Create the session's staging table (once per connection; rows vanish at each commit)."""
@@ -144,14 +145,12 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
         return Stored(inserted=rows)
     async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
-    merged = 0
     if merge:
-        # The merge is an inner join, which the planner may turn around (every QSO of the owner
-        # against the whole batch) unless it knows how many rows the batch has. The anti-join of
-        # _INSERT has one order only, and needs no statistics.
-        await conn.execute("ANALYZE qso_staging")
-        merged = (await conn.execute(_MERGE, [owner_id])).rowcount
-    inserted = (await conn.execute(_INSERT)).rowcount
+        counted = await (await conn.execute(_MERGE)).fetchone()
+        assert counted is not None
+        inserted, merged = counted
+    else:
+        inserted, merged = (await conn.execute(_INSERT)).rowcount, 0
     return Stored(inserted, rows - inserted - merged, merged)
 
 
