@@ -3,9 +3,15 @@
    It takes only records that the Python path (AdiParser + normalize + psycopg's binary COPY
    formatter) would turn into a row with no repair, warning or reject, and writes exactly the bytes
    that path writes (tests/ingest/test_fastadi.py compares the two). At the first record that is
-   anything else (non-ASCII, multi-line, a bad value, a repeated field, a control tag, a record
-   that is not complete yet) it stops and returns; the Python path takes that record. So every rule
-   lives in the Python code, and this file only knows the common case of each rule.
+   anything else (multi-line, a bad value, a repeated field, a control tag, a record that is not
+   complete yet, a non-ASCII value it cannot judge) it stops and returns; the Python path takes that
+   record. So every rule lives in the Python code, and this file only knows the common case of each.
+
+   Non-ASCII values (names, QTHs, comments of real logs) are taken in the fields that go to `extra`
+   when their declared byte length ends at a separator (FACTS 1.2: no repair needed) and they are
+   valid UTF-8, or else Latin-1 with no byte that could continue a UTF-8 character (0x80-0xBF), so
+   that the Python path's character-count repair cannot apply either. Column fields stay ASCII: the
+   Python path strips and upper-cases them with Unicode rules.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -68,6 +74,8 @@ typedef struct { slot *slots; size_t mask; } table;
 static table active_modes, submode_parent;
 static int configured;
 static int field_of[N_COLUMNS];  /* FIELDS index of each one-field column (rst_sent onwards) */
+static uint64_t field_hash[N_FIELDS];  /* hash() of each FIELDS name: a record's field names are
+                                          matched by hash first (real logs carry 20-40 fields) */
 
 static uint64_t hash(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ULL;
@@ -179,7 +187,7 @@ static PyObject *configure(PyObject *self, PyObject *args) {
 /* ------------------------------------------------------------------------------ output buffer */
 typedef struct { char *data; size_t len, cap; int failed; } buffer;
 
-static void reserve(buffer *b, size_t more) {
+static inline void reserve(buffer *b, size_t more) {
     if (b->len + more <= b->cap || b->failed) return;
     size_t cap = b->cap ? b->cap : 1 << 16;
     while (cap < b->len + more) cap *= 2;
@@ -189,7 +197,7 @@ static void reserve(buffer *b, size_t more) {
     b->cap = cap;
 }
 
-static void put(buffer *b, const void *src, size_t n) {
+static inline void put(buffer *b, const void *src, size_t n) {
     reserve(b, n);
     if (b->failed) return;
     memcpy(b->data + b->len, src, n);
@@ -355,8 +363,10 @@ static void put_float8(buffer *b, span v, double value) {
 typedef struct {
     span known[N_FIELDS];
     const unsigned char *extra_name[MAX_EXTRA];
+    uint64_t extra_hash[MAX_EXTRA];  /* hash() of the upper-case name */
     Py_ssize_t extra_name_len[MAX_EXTRA];
     span extra_value[MAX_EXTRA];
+    unsigned char extra_encoding[MAX_EXTRA];  /* ASCII, UTF8 or LATIN1 */
     int n_extra;
 } record;
 
@@ -372,14 +382,75 @@ static int has_extra(const record *r, const char *key) {
     return 0;
 }
 
-static void write_json_string(buffer *b, const unsigned char *s, Py_ssize_t n, int upper_case) {
+enum { ASCII, UTF8, LATIN1 };
+
+/* Length of the UTF-8 character at s[0] (as strict as Python's decoder: no overlong forms, no
+   surrogates, nothing past U+10FFFF), 0 when it is not one. */
+static int utf8_char(const unsigned char *s, Py_ssize_t n, uint32_t *code) {
+    unsigned char c = s[0];
+    int len;
+    unsigned char lo = 0x80, hi = 0xBF;  /* range of the second byte */
+    if (c < 0x80) { *code = c; return 1; }
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    uint32_t v = c & (0x7F >> len);
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    *code = v;
+    return len;
+}
+
+/* How a non-ASCII value is decoded (adif._decode), or -1 when only the Python path can say. */
+static int encoding_of(const unsigned char *s, Py_ssize_t n) {
+    int continuation = 0, valid = 1;
+    uint32_t code;
+    for (Py_ssize_t i = 0; i < n; i++) if (s[i] >= 0x80 && s[i] <= 0xBF) continuation = 1;
+    for (Py_ssize_t i = 0; i < n && valid;) {
+        int len = utf8_char(s + i, n - i, &code);
+        if (len == 0) valid = 0;
+        i += len;
+    }
+    if (valid) return UTF8;
+    return continuation ? -1 : LATIN1;
+}
+
+static void put_json_escape(buffer *b, uint32_t code) {
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', 'u', hex[(code >> 12) & 15], hex[(code >> 8) & 15], hex[(code >> 4) & 15], hex[code & 15]};
+    put(b, e, 6);
+}
+
+/* A JSON string as json.dumps writes it (ensure_ascii: non-ASCII characters as \\uXXXX escapes,
+   surrogate pairs beyond U+FFFF). Values never hold other control characters than tab. */
+static void write_json_string(buffer *b, const unsigned char *s, Py_ssize_t n, int upper_case, int encoding) {
     put(b, "\"", 1);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (upper_case) { unsigned char c = upper(s[i]); put(b, &c, 1); }
+        Py_ssize_t run = i;  /* bytes that need no escape go out in one piece */
+        while (!upper_case && run < n && s[run] < 0x80 && s[run] != '"' && s[run] != '\\' && s[run] != '\t') run++;
+        if (run > i) {
+            put(b, s + i, (size_t)(run - i));
+            i = run - 1;
+        }
+        else if (upper_case) { unsigned char c = upper(s[i]); put(b, &c, 1); }
         else if (s[i] == '"') put(b, "\\\"", 2);
         else if (s[i] == '\\') put(b, "\\\\", 2);
         else if (s[i] == '\t') put(b, "\\t", 2);
-        else put(b, &s[i], 1);
+        else if (s[i] < 0x80) put(b, &s[i], 1);
+        else if (encoding == LATIN1) put_json_escape(b, s[i]);
+        else {
+            uint32_t code = 0;
+            i += utf8_char(s + i, n - i, &code) - 1;  /* checked valid by encoding_of() */
+            if (code >= 0x10000) {
+                code -= 0x10000;
+                put_json_escape(b, 0xD800 | (code >> 10));
+                put_json_escape(b, 0xDC00 | (code & 0x3FF));
+            } else put_json_escape(b, code);
+        }
     }
     put(b, "\"", 1);
 }
@@ -522,15 +593,15 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
         if (r->extra_value[i].n <= 0) continue;
         if (!first) put(json, ", ", 2);
         first = 0;
-        write_json_string(json, r->extra_name[i], r->extra_name_len[i], 1);
+        write_json_string(json, r->extra_name[i], r->extra_name_len[i], 1, ASCII);
         put(json, ": ", 2);
-        write_json_string(json, r->extra_value[i].p, r->extra_value[i].n, 0);
+        write_json_string(json, r->extra_value[i].p, r->extra_value[i].n, 0, r->extra_encoding[i]);
     }
     if (!has_end && has_date_off) {
         if (!first) put(json, ", ", 2);
-        write_json_string(json, (const unsigned char *)"QSO_DATE_OFF", 12, 0);
+        write_json_string(json, (const unsigned char *)"QSO_DATE_OFF", 12, 0, ASCII);
         put(json, ": ", 2);
-        write_json_string(json, f[F_QSO_DATE_OFF].p, f[F_QSO_DATE_OFF].n, 0);
+        write_json_string(json, f[F_QSO_DATE_OFF].p, f[F_QSO_DATE_OFF].n, 0, ASCII);
     }
     if (fill != NULL) {  /* "dxcc\tcont\tcqz\tname": appended in normalize's order */
         const char *cont = strchr(fill, '\t') + 1, *cqz = strchr(cont, '\t') + 1, *name = strchr(cqz, '\t') + 1;
@@ -541,9 +612,9 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
             if (!add[i].need) continue;
             if (!first) put(json, ", ", 2);
             first = 0;
-            write_json_string(json, (const unsigned char *)add[i].key, (Py_ssize_t)strlen(add[i].key), 0);
+            write_json_string(json, (const unsigned char *)add[i].key, (Py_ssize_t)strlen(add[i].key), 0, ASCII);
             put(json, ": ", 2);
-            write_json_string(json, (const unsigned char *)add[i].value, (Py_ssize_t)add[i].len, 0);
+            write_json_string(json, (const unsigned char *)add[i].value, (Py_ssize_t)add[i].len, 0, UTF8);
         }
     }
     put(json, "}", 1);
@@ -585,29 +656,42 @@ static int scan_record(const unsigned char *t, Py_ssize_t pos, Py_ssize_t end, P
             while (q < end && q - type < 20 && is_upper(upper(t[q]))) q++;
             if (q >= end) return 0;
         }
-        if (t[q++] != '>' || length > max_field || q + length > end) return 0;
-        for (Py_ssize_t k = q; k < q + length; k++)
-            if ((t[k] < 0x20 && t[k] != '\t') || t[k] >= 0x7F || t[k] == '<') return 0;
+        if (t[q++] != '>' || length > max_field || q + length >= end) return 0;
+        int non_ascii = 0, encoding = ASCII;
+        for (Py_ssize_t k = q; k < q + length; k++) {
+            if ((t[k] < 0x20 && t[k] != '\t') || t[k] == 0x7F || t[k] == '<') return 0;
+            non_ascii |= t[k] >= 0x80;
+        }
         span value = {t + q, length};
         char key[MAX_NAME];
         copy_upper(key, (span){t + name, name_len});
+        uint64_t key_hash = hash(key, (size_t)name_len);
         int known = -1;
         for (int i = 0; i < N_FIELDS && known < 0; i++)
-            if ((Py_ssize_t)strlen(FIELDS[i].name) == name_len && memcmp(FIELDS[i].name, key, (size_t)name_len) == 0)
+            if (field_hash[i] == key_hash && memcmp(FIELDS[i].name, key, (size_t)name_len) == 0
+                && FIELDS[i].name[name_len] == 0)
                 known = i;
+        if (non_ascii) {  /* see the top of this file */
+            unsigned char after = t[q + length];
+            if (known >= 0 || !(after == '<' || after == ' ' || after == '\t' || after == '\r' || after == '\n')
+                || (encoding = encoding_of(value.p, value.n)) < 0)
+                return 0;
+        }
         if (known >= 0) {
             if (r->known[known].n >= 0) return 0;  /* repeated: the Python path reports it */
             r->known[known] = value;
         } else {
             if (r->n_extra == MAX_EXTRA) return 0;
             for (int i = 0; i < r->n_extra; i++) {
-                if (r->extra_name_len[i] != name_len) continue;
+                if (r->extra_hash[i] != key_hash || r->extra_name_len[i] != name_len) continue;
                 Py_ssize_t k = 0;
                 while (k < name_len && upper(r->extra_name[i][k]) == (unsigned char)key[k]) k++;
                 if (k == name_len) return 0;
             }
             r->extra_name[r->n_extra] = t + name;
             r->extra_name_len[r->n_extra] = name_len;
+            r->extra_hash[r->n_extra] = key_hash;
+            r->extra_encoding[r->n_extra] = (unsigned char)encoding;
             r->extra_value[r->n_extra++] = value;
         }
         n_fields++;
@@ -690,8 +774,10 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "_fastadi",
 
 PyMODINIT_FUNC PyInit__fastadi(void) {
     for (int column = 0; column < N_COLUMNS; column++) field_of[column] = -1;
-    for (int i = 0; i < N_FIELDS; i++)
+    for (int i = 0; i < N_FIELDS; i++) {
         if (FIELDS[i].column >= 0) field_of[FIELDS[i].column] = i;
+        field_hash[i] = hash(FIELDS[i].name, strlen(FIELDS[i].name));
+    }
     PyObject *m = PyModule_Create(&module), *columns = PyTuple_New(N_COLUMNS);
     if (m == NULL || columns == NULL) return NULL;
     for (int i = 0; i < N_COLUMNS; i++) PyTuple_SET_ITEM(columns, i, PyUnicode_FromString(COLUMN_NAMES[i]));

@@ -142,13 +142,16 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
         with translated():
             await prepare_connection(conn)
             async with receive:
+                expect_new = False
                 async for batch in receive:
                     async with conn.transaction():
                         stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge,
-                                                  starts=batch.starts)
+                                                  starts=batch.starts, expect_new=expect_new)
                         if checkpoint is not None:
                             await checkpoint(conn, batch, stored, result)
                     result.add(batch, stored)
+                    if batch.rows:  # new QSOs come in runs: guess the next batch is like this one
+                        expect_new = stored.inserted == batch.rows
                     if on_progress is not None:
                         on_progress(result)
     except RefusedData as exc:

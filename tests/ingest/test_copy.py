@@ -198,6 +198,23 @@ async def test_merge_keeps_fields_the_report_does_not_set(db: Database):
     assert row == {"qsl_sent": "Y", "qsl_rcvd": None, "lotw_qsl_rcvd": "Y", "d": "2024-02-01"}
 
 
+async def test_merge_with_a_qso_twice_in_the_report_takes_the_later_record(db: Database):
+    """One merge statement may touch a QSO once: within a batch the later record of a QSO wins, for a
+    stored QSO (merged once, the other counted a duplicate) and for a new one (inserted once)."""
+    owner = await new_owner(db, "W1AW")
+    await import_bytes(db, owner, adi(QSO))
+    new_qso = {**QSO, "CALL": "K1ABC"}
+    report = adi({**QSO, "LOTW_QSL_RCVD": "Y", "LOTW_QSLRDATE": "20240201"},
+                 {**new_qso, "LOTW_QSL_RCVD": "Y", "LOTW_QSLRDATE": "20240202"},
+                 {**QSO, "LOTW_QSL_RCVD": "Y", "LOTW_QSLRDATE": "20240301"},
+                 {**new_qso, "LOTW_QSL_RCVD": "Y", "LOTW_QSLRDATE": "20240302"})
+    result = await import_bytes(db, owner, report, merge=True)
+    assert (result.inserted, result.merged, result.duplicates) == (1, 1, 2)
+    rows = await db.fetch("SELECT call, lotw_qslrdate::text AS d FROM qsos WHERE owner_id = %s ORDER BY call",
+                          [owner])
+    assert rows == [{"call": "K1ABC", "d": "2024-03-02"}, {"call": "W1AW", "d": "2024-03-01"}]
+
+
 def _account(data: bytes, cuts: list[int], skip: int = 0) -> tuple[list[bytes], list[tuple[int, str]], int]:
     maker = BatchMaker(1, batch_records=7, skip_through=skip)
     batches: list[Batch] = []

@@ -64,6 +64,15 @@ def digits(n: int) -> st.SearchStrategy[str]:
 
 _ASCII = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E, exclude_characters="<") | st.just("\t"),
                  max_size=12)
+# Non-ASCII values as the parser sees them: the input's bytes as Latin-1 characters (tag lengths count
+# bytes). Valid UTF-8, Latin-1 (with and without bytes that could continue a UTF-8 character, which
+# only the Python path may judge), and any bytes at all.
+_UTF8 = st.text(st.characters(min_codepoint=0x20, exclude_characters="<", exclude_categories=("Cs", "Cc")),
+                max_size=8).map(lambda v: v.encode("utf-8").decode("latin-1"))
+_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="<\x7f"),
+                  max_size=8)
+_BYTES = st.binary(max_size=8).map(lambda v: v.decode("latin-1"))
+_TEXT = st.one_of(_ASCII, _UTF8, _LATIN1, _BYTES)
 # Values a logger writes, and the near misses the Python path must judge.
 CALLS = st.sampled_from(["W1AW", "vp2e/w1aw/p", "DL1ABC", "K1", "2E0XYZ", "/W1AW", "W1AW/", "W1//AW",
                          "ABC", "123", " W1AW", "W1AW-1", "A" * 31 + "1", "A" * 32 + "1"])
@@ -79,10 +88,11 @@ STATUS = st.sampled_from(["Y", "n", "R", "Q", "I", "V", "YES", "", " "])
 KNOWN = {
     "CALL": CALLS, "QSO_DATE": DATES, "TIME_ON": TIMES, "TIME_OFF": TIMES, "QSO_DATE_OFF": DATES,
     "BAND": BANDS_TEXT, "BAND_RX": BANDS_TEXT, "FREQ": FREQS, "FREQ_RX": FREQS, "MODE": MODES, "SUBMODE": MODES,
-    "RST_SENT": _ASCII, "RST_RCVD": _ASCII, "GRIDSQUARE": _ASCII, "MY_GRIDSQUARE": _ASCII,
+    "RST_SENT": _ASCII, "RST_RCVD": _ASCII, "GRIDSQUARE": _ASCII,
     "STATION_CALLSIGN": _ASCII, "OPERATOR": _ASCII, "DXCC": st.one_of(digits(3), digits(5), _ASCII),
     "QSL_SENT": STATUS, "QSL_RCVD": STATUS, "LOTW_QSL_RCVD": STATUS, "QSLRDATE": DATES, "LOTW_QSLRDATE": DATES,
-    "EQSL_QSLSDATE": DATES, "NAME": _ASCII, "COMMENT": _ASCII, "APP_X_Y": _ASCII, "qth": _ASCII,
+    "EQSL_QSLSDATE": DATES, "NAME": _TEXT, "COMMENT": _TEXT, "APP_X_Y": _TEXT, "qth": _TEXT,
+    "MY_GRIDSQUARE": _TEXT,
     "COUNTRY": _ASCII, "CONT": st.sampled_from(["EU", "NA", ""]), "CQZ": st.sampled_from(["5", "14", ""]),
 }
 
@@ -98,6 +108,12 @@ def any_record(draw: st.DrawFn) -> str:
     return record(fields, draw(st.sampled_from(["", " ", "\r\n", "\n junk "])))
 
 
+# Latin-1 text the fast path takes: no byte that could continue a UTF-8 character (0x80-0xBF).
+_PLAIN_LATIN1 = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="<\x7f",
+                                      exclude_categories=("Cc",)).filter(lambda c: not 0x80 <= ord(c) <= 0xBF),
+                        max_size=8)
+
+
 @st.composite
 def good_record(draw: st.DrawFn) -> str:
     """A record the fast path must take: everything plain and valid. DXCC, COUNTRY, CONT and CQZ are
@@ -111,7 +127,8 @@ def good_record(draw: st.DrawFn) -> str:
               ("MODE", draw(st.sampled_from(["FT8", "PSK31", "ssb", "JT65A"]))),
               *draw(st.sampled_from([[], [("DXCC", "291")], [("DXCC", "230"), ("CQZ", "14")]])),
               *draw(st.sampled_from([[], [("COUNTRY", "Somewhere"), ("CONT", "EU")]]))]
-    extra = draw(st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True), _ASCII, max_size=5))
+    extra = draw(st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,15}", fullmatch=True),
+                                 st.one_of(_ASCII, _UTF8, _PLAIN_LATIN1), max_size=5))
     fields += [(k, v) for k, v in extra.items() if k not in KNOWN and k.upper() not in KNOWN]
     return record(draw(st.permutations(fields)))
 
@@ -137,7 +154,7 @@ def test_plain_records_all_take_the_fast_path(records: list[str], lotw: bool):
 
 
 _PIECES = ["<CALL:4>", "W1AW", "<QSO_DATE:8>", "20240101", "<TIME_ON:4>", "1200", "<EOR>", "<eor>", "\n", " ",
-           "<", ">", ":", "x", "\xe9", "\x00", "<NAME:3>", "<NAME:300>", "<A:1:N>", "<B:9999999999>", "9", "<EOH>"]
+           "<", ">", ":", "x", "\xe9", "\x00", "\xc3\xa9", "\xc3", "\xa9", "<NAME:3>", "<NAME:300>", "<A:1:N>", "<B:9999999999>", "9", "<EOH>"]
 
 
 @settings(max_examples=500, deadline=None)
@@ -178,3 +195,20 @@ def test_testdata_batches_are_the_same_with_and_without_the_fast_path(name: str,
     data = (testdata.TESTDATA / "adif" / name).read_bytes()
     for size in (len(data) or 1, 4093):
         assert _batches(data, True, monkeypatch, size) == _batches(data, False, monkeypatch, size)
+
+
+def test_non_ascii_names_take_the_fast_path():
+    """Real logs' names and QTHs in UTF-8 and in Latin-1; a value that is neither (a UTF-8 character
+    cut by its declared length) is left to the Python path, and so is non-ASCII in a column field."""
+    base = [("CALL", "OH2ABC"), ("QSO_DATE", "20240101"), ("TIME_ON", "1200"), ("BAND", "20m")]
+    utf8 = "Petäjävesi 😀".encode().decode("latin-1")
+    for value in (utf8, "Jörg Müller", "Ørsted"):
+        text = record([*base, ("QTH", value)])
+        assert fast(text)[:2] == (1, len(text) - 1)
+        assert fast(text)[2] == slow(text)[0]
+    head = record(base)[:-6]
+    for text in (head + "<NAME:2>C\xc3\xb4t <EOR>",     # the declared length cuts ô in two
+                 head + "<NAME:3>15\xb0 <EOR>",          # Latin-1 with a byte that may continue UTF-8
+                 record([*base, ("GRIDSQUARE", "ü")])):  # column fields are stripped with Unicode rules
+        assert fast(text)[0] == 0
+        assert len(slow(text)) == 1  # the Python path decides (the grid one is refused: not a locator)
