@@ -366,7 +366,7 @@ async def _lookups(db: Database, owner_id: int, owner_call: str, calls: list[str
     query_seconds = []
     for call in calls:  # the endpoint's query alone, from this process: what the index does
         started = time.perf_counter()
-        await qsos.search(db, owner_id, call=call)
+        await qsos.search(db, owner_id, qsos.Search(call=call))
         query_seconds.append(time.perf_counter() - started)
     ms, query_ms = sorted(s * 1000 for s in seconds), sorted(s * 1000 for s in query_seconds)
     return {"calls": len(calls), "found": found, "p50_ms": round(statistics.median(ms), 2),

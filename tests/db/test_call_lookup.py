@@ -45,7 +45,7 @@ async def test_a_call_lookup_uses_the_call_index(db: Database, monkeypatch: pyte
         return await fetch(sql, params)
 
     monkeypatch.setattr(db, "fetch", capture)
-    rows = await qsos.search(db, owner, call="K1TTT")
+    rows = await qsos.search(db, owner, qsos.Search(call="K1TTT"))
     monkeypatch.undo()
     assert len(rows) == 5 and all(r["call"] == "K1TTT" for r in rows)
     assert [r["start_at"] for r in rows] == sorted((r["start_at"] for r in rows), reverse=True)

@@ -23,6 +23,7 @@ from hamsrv.firehose.node import serve_cluster
 from hamsrv.firehose.peer import Close, PeerProtocol, PostBulletin, PublishSpot, SendLine
 from hamsrv.firehose.peering import PeerConfig, Peering, parse_peers
 from hamsrv.model import Spot
+from tests.firehose.telnet import Telnet
 
 SAFETY = 20  # seconds; only guards against a hung test
 FAST = Backoff(initial=0.05, maximum=0.1, stable_after=60.0)
@@ -102,25 +103,11 @@ async def start_peer(nursery: trio.Nursery, peer: ScriptedPeer) -> int:
     return listeners[0].socket.getsockname()[1]
 
 
-class Client:
+class Client(Telnet):
     """A telnet user of hamsrv's cluster port."""
 
     def __init__(self, stream: trio.SocketStream):
-        self.stream, self.buffer = stream, b""
-
-    async def read_until(self, marker: bytes) -> bytes:
-        with trio.fail_after(SAFETY):
-            while marker not in self.buffer:
-                data = await self.stream.receive_some(65536)
-                if not data:
-                    raise EOFError(self.buffer[-300:])
-                self.buffer += data
-        head, _, self.buffer = self.buffer.partition(marker)
-        return head + marker
-
-    async def command(self, line: str) -> bytes:
-        await self.stream.send_all(line.encode() + b"\r\n")
-        return await self.read_until(b"hamsrv >\r\n")
+        super().__init__(stream, b"hamsrv >\r\n")
 
 
 class World:

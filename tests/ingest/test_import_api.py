@@ -163,7 +163,7 @@ async def test_websocket_needs_a_token(server: Api):
             pass
     # issue 14: a JSON body as on every other refusal (it was a 403 with an empty body)
     assert refused.value.status_code == 401
-    assert json.loads(refused.value.body or b"{}")["error"].startswith("a valid API token is required")
+    assert json.loads(refused.value.body or b"{}")["error"].startswith("sign in, or send a valid token")
 
 
 async def test_export_streams_adi_and_adx(server: Api):
