@@ -22,14 +22,16 @@ import struct
 from multiprocessing import resource_tracker, shared_memory
 
 _MAGIC = 0x68736872  # "hshr"
-_HEADER = struct.Struct("<IIQQQQ")  # magic, version, slots, capacity, last_seq, data_head
+_HEADER = struct.Struct("=IIQQQQ")  # magic, version, slots, capacity, last_seq, data_head
 _HEADER_SIZE = 64
-_LAST_SEQ_AT = 24
-_DATA_HEAD_AT = 32
-_SLOT = struct.Struct("<QQQ")  # seq (busy bit while written), data offset (absolute), length
-_SLOT_SIZE = 32
+_LAST_SEQ = 3  # 8-byte word indexes into the header
+_DATA_HEAD = 4
+_SLOT_SIZE = 32  # a slot: seq (busy bit while written), data offset (absolute), length, unused
 _BUSY = 1 << 63
-_U64 = struct.Struct("<Q")
+# Shared fields are read and written as aligned 8-byte words through a memoryview cast to "Q": one load
+# or store each. struct.pack_into must not touch them: it zero-fills its target before writing, so a
+# reader racing the writer saw the data head at 0 and took an overwritten record for a whole one (found
+# under load by tests/firehose/test_shmring.py::test_readers_in_other_processes).
 
 
 class Lapped(Exception):
@@ -50,6 +52,7 @@ class SharedRing:
             raise ValueError(f"shared memory {shm.name!r} is not a hamsrv spot ring")
         self._buf = buf
         self._data_at = _HEADER_SIZE + self.slots * _SLOT_SIZE
+        self._words = buf[:self._data_at].cast("Q")
         self.max_record = self.capacity // 4  # so a record never evicts most of the ring at once
 
     @classmethod
@@ -84,7 +87,7 @@ class SharedRing:
     @property
     def last_seq(self) -> int:
         """Newest sequence number fully written (0 when empty)."""
-        return int(_U64.unpack_from(self._buf, _LAST_SEQ_AT)[0])
+        return int(self._words[_LAST_SEQ])
 
     @property
     def first_seq(self) -> int:
@@ -98,19 +101,20 @@ class SharedRing:
         n = len(record)
         if n > self.max_record:
             raise ValueError(f"record of {n} bytes is larger than the ring allows ({self.max_record})")
-        buf, cap = self._buf, self.capacity
-        seq = self.last_seq + 1
-        off = int(_U64.unpack_from(buf, _DATA_HEAD_AT)[0])
+        buf, words, cap = self._buf, self._words, self.capacity
+        seq = words[_LAST_SEQ] + 1
+        off = words[_DATA_HEAD]
         if off % cap + n > cap:  # never wrap a record: skip to the start of the data area
             off += cap - off % cap
-        _U64.pack_into(buf, _DATA_HEAD_AT, off + n)  # announce the bytes about to be overwritten
-        slot_at = _HEADER_SIZE + (seq % self.slots) * _SLOT_SIZE
-        _U64.pack_into(buf, slot_at, seq | _BUSY)
+        words[_DATA_HEAD] = off + n  # announce the bytes about to be overwritten
+        slot = (_HEADER_SIZE + (seq % self.slots) * _SLOT_SIZE) // 8
+        words[slot] = seq | _BUSY
         start = self._data_at + off % cap
         buf[start:start + n] = record
-        _SLOT.pack_into(buf, slot_at, seq | _BUSY, off, n)
-        _U64.pack_into(buf, slot_at, seq)
-        _U64.pack_into(buf, _LAST_SEQ_AT, seq)
+        words[slot + 1] = off
+        words[slot + 2] = n
+        words[slot] = seq
+        words[_LAST_SEQ] = seq
         return seq
 
     def read(self, seq: int) -> bytes | None:
@@ -120,18 +124,20 @@ class SharedRing:
             raise ValueError("sequence numbers start at 1")
         if seq > self.last_seq:
             return None
-        slot_at = _HEADER_SIZE + (seq % self.slots) * _SLOT_SIZE
-        stamp, off, n = _SLOT.unpack_from(buf, slot_at)
-        if stamp != seq:
+        words = self._words
+        slot = (_HEADER_SIZE + (seq % self.slots) * _SLOT_SIZE) // 8
+        if words[slot] != seq:
             raise Lapped(seq)
+        off, n = words[slot + 1], words[slot + 2]
         start = self._data_at + off % self.capacity
         record = bytes(buf[start:start + n])
-        if _U64.unpack_from(buf, slot_at)[0] != seq or _U64.unpack_from(buf, _DATA_HEAD_AT)[0] - off > self.capacity:
+        if words[slot] != seq or words[_DATA_HEAD] - off > self.capacity:
             raise Lapped(seq)
         return record
 
     def close(self) -> None:
         """Detach; the creating process also frees the memory."""
+        self._words.release()
         self._buf.release()
         self._shm.close()
         if self._owner:
