@@ -7,15 +7,14 @@ import functools
 import logging
 import sys
 import warnings
-from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from hamsrv import config as config_mod
+from hamsrv.cliargs import DATABASE_SETTINGS, add_config_flags, config_from_args, has_database, with_db
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError, DatabaseError, HamsrvError
 from hamsrv.ingest.cli import add_commands
@@ -23,57 +22,10 @@ from hamsrv.sync.cli import add_commands as add_sync_commands
 from hamsrv.sync.qsl_cli import add_commands as add_qsl_commands
 
 EXIT_USAGE = 2  # bad configuration or unreachable database, as for argparse errors
-DATABASE_SETTINGS = ("data_dir", "database_url")  # what every command but `serve` needs to know
-
-
-def _add_config_flags(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None,
-                      create_flag: bool = True) -> None:
-    """The settings as flags: all of them for `serve`, only where the database is for the others."""
-    parser.add_argument("--config", type=Path, help="TOML file with settings (keys as the flags, '_' for '-')")
-    for f in fields(config_mod.Config):
-        if names is None or f.name in names:
-            parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name,
-                                metavar=f.name.split("_")[-1].upper(), help=f"{f.metadata['help']} [{f.metadata['env']}]")
-    if names is not None and "database_url" in names and create_flag:
-        parser.add_argument("--create", action="store_true",
-                            help="create a new embedded database when the data dir has none")
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more log lines (-v: what the database does, -vv: debug)")
-
-
-def _config(args: argparse.Namespace) -> config_mod.Config:
-    flags = {f.name: getattr(args, f.name, None) for f in fields(config_mod.Config)}
-    config = config_mod.load(flags, file=args.config)
-    if config.database_url is None and not getattr(args, "create", True):
-        _check_data_dir(config.data_dir)
-    return config
-
-
-def _has_database(data_dir: Path) -> bool:
-    return (data_dir / "pg" / "PG_VERSION").is_file()
-
-
-def _check_data_dir(data_dir: Path) -> None:
-    """The server and the CLI read the data dir from the same settings (flag, HAMSRV_DATA_DIR, config
-    file, else ./var of the current folder); a CLI command never creates a database by surprise."""
-    if not _has_database(data_dir):
-        raise ConfigError(f"no hamsrv database in {data_dir.resolve()} (the data dir): give the server's with "
-                          "--data-dir DIR or HAMSRV_DATA_DIR, or add --create to start a new one there")
-
-
-async def _with_db(cfg: config_mod.Config, action: Callable[[Database], Awaitable[Any]],
-                   run_migrations: bool = True) -> Any:
-    db = await Database.open(cfg.database_url, cfg.data_dir, pool_size=2, run_migrations=run_migrations)
-    try:
-        return await action(db)
-    finally:
-        await db.close()
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from hamsrv import app, workers
 
-    config = _config(args)
+    config = config_from_args(args)
     role = workers.worker_role()
     if role is None and config.workers > 1:
         trio.run(workers.supervise, config)
@@ -89,9 +41,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         applied = await migrate(db.pool)
         print("applied: " + ", ".join(applied) if applied else "database schema is up to date")
 
-    config = _config(args)
-    new = config.database_url is None and not _has_database(config.data_dir)
-    trio.run(_with_db, config, action, False)  # False: migrate() itself reports what it applied
+    config = config_from_args(args)
+    new = config.database_url is None and not has_database(config.data_dir)
+    trio.run(with_db, config, action, False)  # False: migrate() itself reports what it applied
     if new:
         print(f"created a new embedded database in {(config.data_dir / 'pg').resolve()}")
     return 0
@@ -105,7 +57,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
         token = await issue_token(db, user["id"], "cli")
         print(f"user {user['callsign']} created; API token (shown once):\n{token}")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -118,7 +70,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
             raise HamsrvError(f"no user {args.callsign.upper()}")
         print(await issue_token(db, user["id"], args.name))
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -145,7 +97,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
             print(f"{u['callsign']:<12} {u['qsos']:>9,} {u['tokens']:>6}  {_when(u['created_at']):<16}  {u['email'] or ''}")
         print(f"{len(users)} user{'s' if len(users) != 1 else ''}")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -160,7 +112,7 @@ def cmd_user_delete(args: argparse.Namespace) -> int:
         await delete_user(db, user["callsign"])
         print(f"user {user['callsign']} deleted")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -173,7 +125,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
         for t in await list_tokens(db, user["id"]):
             print(f"{t['id']:>6}  {t['name']:<16} {_when(t['created_at']):<16}  {_when(t['last_used_at'])}")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -186,7 +138,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
             raise HamsrvError(f"{user['callsign']} has no token {args.id} (see: hamsrv token list {user['callsign']})")
         print(f"token {args.id} of {user['callsign']} revoked")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
@@ -204,14 +156,14 @@ def cmd_user_set(args: argparse.Namespace) -> int:
         print(f"{user['callsign']}: roles {', '.join(['user', *user['roles']])}; "
               f"trust {TRUST_NAMES[user['trust_level']]}")
 
-    trio.run(_with_db, _config(args), action)
+    trio.run(with_db, config_from_args(args), action)
     return 0
 
 
 def cmd_cty_update(args: argparse.Namespace) -> int:
     from hamsrv.cty import install_cty
 
-    cfg = _config(args)
+    cfg = config_from_args(args)
     table = install_cty(args.file, cfg.data_dir)
     print(f"cty.dat installed in {cfg.data_dir}: {len(table)} entities")
     return 0
@@ -235,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                 settings: tuple[str, ...] | None = DATABASE_SETTINGS, creates: bool = False) -> argparse.ArgumentParser:
         """`creates`: the command's job is to set the database up, so it may create one (and says so)."""
         p = parent.add_parser(name, help=help, description=help)
-        _add_config_flags(p, settings, create_flag=not creates)
+        add_config_flags(p, settings, create_flag=not creates)
         p.set_defaults(func=func)
         if creates:
             p.set_defaults(create=True)

@@ -15,6 +15,7 @@ from typing import IO, TextIO
 import trio
 
 from hamsrv import cty
+from hamsrv.cliargs import config_from_args, with_db
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import HamsrvError, InputError
 from hamsrv.identity.tokens import get_user
@@ -138,7 +139,6 @@ def _date(text: str) -> datetime:
 
 def add_commands(command: Command) -> None:
     """Add `import` and `export` to the hamsrv command (see hamsrv.cli.build_parser)."""
-    from hamsrv.cli import _config, _with_db
 
     def cmd_import(args: argparse.Namespace) -> int:
         for path in args.files:
@@ -147,9 +147,9 @@ def add_commands(command: Command) -> None:
         async def action(db: Database) -> list[ImportResult]:
             return await import_files(db, args.owner, args.files, merge=args.merge)
 
-        config = _config(args)
+        config = config_from_args(args)
         use_entities(cty.load(config.data_dir))  # the server's cty.dat fills DXCC and country, as there
-        results = trio.run(_with_db, config, action)
+        results = trio.run(with_db, config, action)
         return 1 if any(failed(r) for r in results) else 0
 
     def cmd_export(args: argparse.Namespace) -> int:
@@ -161,7 +161,7 @@ def add_commands(command: Command) -> None:
                 await export_to(db, args.owner, handle, fmt=args.format, since=args.since)
 
         try:
-            trio.run(_with_db, _config(args), action)
+            trio.run(with_db, config_from_args(args), action)
         except BrokenPipeError:  # `hamsrv export ... | head`: the reader had enough
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's exit flush quiet
             return 1

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import trio
 
+from hamsrv.cliargs import config_from_args
 from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError
@@ -36,7 +37,6 @@ async def run_sync_once(config: Config, name: str, progress: Callable[[str], Non
 
 
 def add_commands(command: Command) -> None:
-    from hamsrv.cli import _config
 
     def cmd_sync(args: argparse.Namespace) -> int:
         if not args.once:
@@ -46,7 +46,7 @@ def add_commands(command: Command) -> None:
         def progress(text: str) -> None:
             print(f"[{time.monotonic() - started:6.1f}s] {args.name}: {text}", file=sys.stderr, flush=True)
 
-        return 0 if trio.run(run_sync_once, _config(args), args.name, progress) else 1
+        return 0 if trio.run(run_sync_once, config_from_args(args), args.name, progress) else 1
 
     p = command("sync", cmd_sync, "run a timed sync now (fcc, noaa, pdns); progress on stderr")
     p.add_argument("name")

@@ -9,6 +9,7 @@ from typing import Any
 
 import trio
 
+from hamsrv.cliargs import config_from_args, with_db
 from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import HamsrvError
@@ -75,19 +76,18 @@ async def sync_user(config: Config, db: Database, call: str, services: list[str]
 
 def add_commands(command: Command, sub: Any) -> None:
     """Add `keys` and `qsl` to the hamsrv command (see hamsrv.cli.build_parser)."""
-    from hamsrv.cli import _config, _with_db
 
     def cmd_keys_new(args: argparse.Namespace) -> int:
         print(new_key())
         return 0
 
     def cmd_keys_rotate(args: argparse.Namespace) -> int:
-        cfg = _config(args)
+        cfg = config_from_args(args)
 
         async def action(db: Database) -> None:
             print(await rotate_keys(db, cfg.secret_key, cfg.data_dir))
 
-        trio.run(_with_db, cfg, action)
+        trio.run(with_db, cfg, action)
         return 0
 
     keys = sub.add_parser("keys", help="the keys sealing stored LoTW/eQSL passwords").add_subparsers(
@@ -97,7 +97,7 @@ def add_commands(command: Command, sub: Any) -> None:
             "(with the key file: a new key)", keys)
 
     def cmd_qsl_sync(args: argparse.Namespace) -> int:
-        cfg = _config(args)
+        cfg = config_from_args(args)
 
         def say(text: str) -> None:
             print(f"{args.callsign.upper()} {text}", file=sys.stderr, flush=True)
@@ -105,7 +105,7 @@ def add_commands(command: Command, sub: Any) -> None:
         async def action(db: Database) -> bool:
             return await sync_user(cfg, db, args.callsign, [args.service] if args.service else list(SERVICES), say)
 
-        return 0 if trio.run(_with_db, cfg, action) else 1
+        return 0 if trio.run(with_db, cfg, action) else 1
 
     qsl = sub.add_parser("qsl", help="LoTW and eQSL confirmations").add_subparsers(dest="qsl_command", required=True)
     p = command("sync", cmd_qsl_sync, "download a user's LoTW/eQSL confirmations now and match them to the log "
