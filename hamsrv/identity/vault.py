@@ -120,19 +120,21 @@ def read_key_file(path: Path) -> list[bytes]:
 def write_key_file(path: Path, keys: list[str], *, exclusive: bool = False) -> None:
     """Write keys (first = current) with mode 0600: a new file, or atomically replacing the old one."""
     data = ("\n".join(keys) + "\n").encode()
-    if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            os.fsync(out.fileno())
-        return
-    tmp = path.with_name(path.name + ".new")
+    # Written whole under a name of this process first, then put in place in one step: a worker starting
+    # beside this one never reads a half-written (or empty) key file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.new")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
         os.fsync(out.fileno())
-    os.replace(tmp, path)
+    if not exclusive:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # FileExistsError when another process put its key file first
+    finally:
+        tmp.unlink()
 
 
 def encode_key(key: bytes) -> str:

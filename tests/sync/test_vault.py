@@ -87,3 +87,22 @@ def test_keys_read_back_in_either_base64_alphabet(keys: list[bytes], urlsafe: bo
     encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
     text = ",".join(encode(k).decode().rstrip("=" if urlsafe else "") for k in keys)
     assert parse_keys(text, "t") == keys
+
+
+def _load_key(folder: str) -> str:
+    from hamsrv.identity.vault import Vault, encode_key
+
+    return encode_key(Vault.load(None, Path(folder)).keys[0])
+
+
+def test_workers_starting_together_share_one_key_file(tmp_path: Path) -> None:
+    """`serve --workers N` starts N processes at once on a new data dir: none may read a half-written
+    key file (it said "no key" in CI), and all end up with the one key that was put in place."""
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(6) as pool:
+        for attempt in range(5):
+            folder = tmp_path / str(attempt)
+            keys = pool.map(_load_key, [str(folder)] * 12)
+            assert len(set(keys)) == 1
+            assert sorted(p.name for p in folder.iterdir()) == ["secret.key"]  # no temporary file left
