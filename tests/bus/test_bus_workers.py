@@ -5,33 +5,22 @@ from __future__ import annotations
 
 import os
 import signal
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import trio
 
-from bench.servers import free_ports
 from hamsrv import config as config_mod
-from hamsrv.db.database import Database
-from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.workers import supervise
 from tests import testdata
 from tests.bus.client import BusPage, bus_page
 from tests.bus.test_bus import PROMPT
 from tests.firehose.telnet import Telnet
-from tests.test_workers import health
+from tests.test_workers import health, per_worker, two_workers
 
 
 async def bus_counts(base: str) -> dict[int, int]:
-    """Bus connections per worker, asking on new connections until both workers have answered."""
-    seen: dict[int, int] = {}
-    with trio.fail_after(10):
-        while len(seen) < 2:
-            async with httpx.AsyncClient(base_url=base) as fresh:
-                body = await health(fresh)
-            seen[body["workers"]["this"]] = body["bus"]["connections"]
-    return seen
+    return await per_worker(base, lambda body: body["bus"]["connections"])
 
 
 async def hold_page(port: int, token: str, *, task_status: trio.TaskStatus[tuple[BusPage, trio.CancelScope]]
@@ -43,11 +32,7 @@ async def hold_page(port: int, token: str, *, task_status: trio.TaskStatus[tuple
 
 
 async def test_bus_events_cross_workers(app_config: config_mod.Config, db_url: str, tmp_path: Path) -> None:
-    db = await Database.open(db_url, tmp_path)
-    token = await issue_token(db, (await add_user(db, "W1AW"))["id"])
-    await db.close()
-    cluster_port = free_ports(1)[0]
-    config = replace(app_config, workers=2, cluster=config_mod.Bind("127.0.0.1", cluster_port))
+    config, token, cluster_port = await two_workers(app_config, db_url, tmp_path)
     async with trio.open_nursery() as supervisor:
         port = await supervisor.start(supervise, config)
         base = f"http://127.0.0.1:{port}"
