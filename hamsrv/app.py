@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import signal
 import ssl
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import trio
 
 from hamsrv import cty
+from hamsrv.bus.service import UserBus, has_account
 from hamsrv.config import Config
 from hamsrv.db.database import Database
 from hamsrv.errors import ConfigError
@@ -124,7 +126,8 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                         feeds=feeds, metrics=metrics, task_status=task_status,
                         limits=ClusterLimits(config.cluster_max_connections, config.cluster_per_ip,
                                              config.cluster_idle_hours * 3600, config.cluster_spot_rate),
-                        check_secret=ClusterSignIn(db).check, roster=roster))
+                        check_secret=ClusterSignIn(db).check, roster=roster,
+                        reachable=functools.partial(has_account, db)))
                 link_states = await root.start(lambda task_status: serve_links(
                     hub, links, metrics=metrics, board=board, task_status=task_status,
                     commands=parse_commands(config.cluster_link_commands)))
@@ -133,6 +136,12 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
             board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
             imports = JobRunner(db)
             await root.start(imports.run)
+            bus = UserBus(db, config.node_id or (role.ring if role is not None else secrets.token_hex(6)), metrics,
+                          board=board if follower is None else None, roster=roster,
+                          reachable=functools.partial(has_account, db), node_call=config.node_call)
+            board.add_listener(bus.bulletin_posted)
+            imports.add_listener(bus.import_progress)
+            await root.start(bus.run)
             scheduler = await root.start(sync_service.serve_syncs, config, db, metrics)
             root.start_soon(sweep_expired, db)
             state = AppState(db=db, hub=hub, metrics=metrics, imports=imports, max_upload_bytes=config.max_upload_mb << 20,
@@ -140,10 +149,11 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                              spool_dir=config.data_dir / "uploads",
                              web_dir=config.web_dir, cty=table, identity=Policy.from_config(config),
                              access_log=config.access_log,
-                             qsl=QslService.from_config(config, db, scheduler))
+                             qsl=QslService.from_config(config, db, scheduler), bus=bus)
             state.health_extras["links"] = lambda: [s.as_dict() for s in link_states]
             state.health_extras["peers"] = lambda: [s.as_dict() for s in peer_states]
             state.health_extras["firehose"] = firehose.statistics
+            state.health_extras["bus"] = bus.statistics
             state.health_extras["syncs"] = sync_service.health(scheduler)
             state.latest_solar = functools.partial(noaa.latest_reading, db)
             state.member_dns = pdns.member_dns(config)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -35,15 +36,19 @@ async def spots_until(ws: WebSocketConnection, want: int) -> list[dict[str, Any]
     return got
 
 
-async def firehose_clients(base: str) -> dict[int, int]:
-    """Firehose clients per worker, asking on new connections until every worker has answered."""
+async def per_worker(base: str, read: Callable[[dict[str, Any]], int]) -> dict[int, int]:
+    """A figure of each worker's /healthz, asking on new connections until every worker has answered."""
     seen: dict[int, int] = {}
     with trio.fail_after(10):
         while len(seen) < 2:
             async with httpx.AsyncClient(base_url=base) as fresh:
                 body = await health(fresh)
-            seen[body["workers"]["this"]] = body["firehose"]["clients"]
+            seen[body["workers"]["this"]] = read(body)
     return seen
+
+
+async def firehose_clients(base: str) -> dict[int, int]:
+    return await per_worker(base, lambda body: body["firehose"]["clients"])
 
 
 async def health(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -56,13 +61,19 @@ async def health(client: httpx.AsyncClient) -> dict[str, Any]:
             await trio.sleep(0.05)
 
 
-async def test_two_workers_share_spots_restart_and_drain(app_config: config_mod.Config, db_url: str,
-                                                         tmp_path: Any) -> None:
+async def two_workers(app_config: config_mod.Config, db_url: str,
+                      tmp_path: Any) -> tuple[config_mod.Config, str, int]:
+    """The configuration of two workers, W1AW's API token and the free cluster port the config uses."""
     db = await Database.open(db_url, tmp_path)
     token = await issue_token(db, (await add_user(db, "W1AW"))["id"])
     await db.close()
     cluster_port = free_ports(1)[0]
-    config = replace(app_config, workers=2, cluster=config_mod.Bind("127.0.0.1", cluster_port))
+    return replace(app_config, workers=2, cluster=config_mod.Bind("127.0.0.1", cluster_port)), token, cluster_port
+
+
+async def test_two_workers_share_spots_restart_and_drain(app_config: config_mod.Config, db_url: str,
+                                                         tmp_path: Any) -> None:
+    config, token, cluster_port = await two_workers(app_config, db_url, tmp_path)
     async with trio.open_nursery() as supervisor:
         port = await supervisor.start(supervise, config)
         pids = await _exercise(port, token, cluster_port)

@@ -159,3 +159,5 @@ async function qsy(khz, mode) {
 }
 
 connect();
+// Signed in: the user bus brings notifications and cluster announcements (web/bus.js).
+fetch("/api/me").then(r => r.ok && import("/web/bus.js").then(m => m.startBus(document.getElementById("notices"))));

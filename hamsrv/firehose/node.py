@@ -57,6 +57,12 @@ LOGIN_TIMEOUT_NOTICE = b"\r\n*** login timed out, goodbye\r\n"
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SecretCheck = Callable[[str, str, str], Awaitable[bool]]  # (login call, password or token, peer IP) -> ok
+Reachable = Callable[[str], Awaitable[bool]]  # a call not logged in here that a talk still reaches (the user bus)
+
+
+def logged_in(roster: dict[str, list[Any]], call: str) -> bool:
+    """Whether `call` is logged in on the cluster port (a call without SSID: with any SSID)."""
+    return bool(roster.get(call)) or any(c.split("-")[0] == call for c in roster)
 
 
 @dataclass(frozen=True)
@@ -133,9 +139,10 @@ class _Node:
 
     def __init__(self, hub: Hub, board: Board, node_call: str, feeds: FeedPolicy, metrics: Registry,
                  login_timeout: float, write_timeout: float, limits: ClusterLimits,
-                 check_secret: SecretCheck | None = None, roster: dict[str, list[Any]] | None = None):
+                 check_secret: SecretCheck | None = None, roster: dict[str, list[Any]] | None = None,
+                 reachable: Reachable | None = None):
         self.hub, self.board, self.node_call, self.feeds = hub, board, node_call, feeds
-        self.check_secret = check_secret
+        self.check_secret, self.reachable = check_secret, reachable
         self.login_timeout, self.write_timeout, self.limits = login_timeout, write_timeout, limits
         self.users = 0
         self.feed_peers = 0
@@ -319,9 +326,11 @@ class _Connection:
                 await self._act(self.session.secret_checked(ok))
 
     async def _post(self, event: Post) -> None:
-        """A user's announcement or talk: rate-limited, a talk only to a user logged in here."""
+        """A user's announcement or talk: rate-limited, a talk only to a user logged in here (or
+        reachable on the user bus)."""
         item = event.item
-        if isinstance(item, Talk) and not (self.node.sessions.get(item.to) or self._base_online(item.to)):
+        if isinstance(item, Talk) and not (logged_in(self.node.sessions, item.to) or (
+                self.node.reachable is not None and await self.node.reachable(item.to))):
             await self._send(f"callsign {item.to} not visible on the cluster\r\n".encode())  # DXSpider e7
             return
         if not self._posts.take():
@@ -332,9 +341,6 @@ class _Connection:
         posted = self.node.board.post(item, source=f"user:{self.session.call}", origin=self.node.node_call)
         if posted is None:
             await self._send(b"Sorry, this is a duplicate\r\n")  # DXSpider `dup`
-
-    def _base_online(self, call: str) -> bool:
-        return any(c.split("-")[0] == call for c in self.node.sessions)
 
     def _logged_in(self, event: LoggedIn) -> None:
         if event.feed:
@@ -387,11 +393,11 @@ async def serve_cluster(hub: Hub, host: str, port: int, *, node_call: str = "HAM
                         board: Board | None = None, feeds: FeedPolicy | None = None, metrics: Registry | None = None,
                         login_timeout: float = LOGIN_TIMEOUT, write_timeout: float = WRITE_TIMEOUT,
                         limits: ClusterLimits | None = None, check_secret: SecretCheck | None = None,
-                        roster: dict[str, list[Any]] | None = None,
+                        roster: dict[str, list[Any]] | None = None, reachable: Reachable | None = None,
                         task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on host:port (0 picks a free port, reported through `task_status.started(port)`)."""
     node = _Node(hub, board or Board(), node_call.upper(), feeds or FeedPolicy(), metrics or Registry(),
-                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret, roster)
+                 login_timeout, write_timeout, limits or ClusterLimits(), check_secret, roster, reachable)
     listeners = await open_listeners(host, port)
     actual_port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as handlers:

@@ -1,24 +1,22 @@
 """QSO inserts reach the firehose: a trigger NOTIFYs `ham_qso_firehose`, this task LISTENs.
 
-It holds its own connection (LISTEN needs one for good), reconnects with backoff when the database goes
-away, and turns each notification into a spot from the logging station.
+It listens through db/notify.py (its own connection, reconnected with backoff) and turns each
+notification into a spot from the logging station.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import trio
 
 from hamsrv.db.database import Database
-from hamsrv.db.trio_pg import TrioConnection
+from hamsrv.db.notify import listen_forever
 from hamsrv.firehose.hub import Hub
 from hamsrv.model import Spot, normalize_call, valid_khz
 
-log = logging.getLogger(__name__)
 CHANNEL = "ham_qso_firehose"
 
 
@@ -42,28 +40,10 @@ def spot_from_notify(payload: str) -> Spot | None:
 
 async def listen_qsos(db: Database, hub: Hub, *, retry_max: float = 30.0,
                       task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-    started = False
-    delay = 0.5
-    while True:
-        try:
-            conn = await TrioConnection.connect(db.pool.conninfo, autocommit=True)
-        except Exception as exc:  # psycopg raises OperationalError; keep the task alive whatever it is
-            log.warning("QSO listener cannot connect: %s", str(exc).splitlines()[0] if str(exc) else exc)
-        else:
-            try:
-                await conn.execute(f"LISTEN {CHANNEL}")
-                if not started:
-                    task_status.started()
-                    started = True
-                delay = 0.5
-                async for note in conn.notifies():
-                    spot = spot_from_notify(note.payload)
-                    if spot is not None:
-                        hub.publish(spot)
-            except Exception as exc:  # psycopg.OperationalError when the server goes away: reconnect
-                log.warning("QSO listener lost its connection: %s", str(exc).splitlines()[0] if str(exc) else exc)
-            finally:
-                with trio.CancelScope(shield=True):
-                    await conn.close()
-        await trio.sleep(delay)
-        delay = min(delay * 2, retry_max)
+    def on_note(channel: str, payload: str) -> None:
+        spot = spot_from_notify(payload)
+        if spot is not None:
+            hub.publish(spot)
+
+    await listen_forever(db, [CHANNEL], on_note, what="QSO listener", retry_max=retry_max,
+                         task_status=task_status)

@@ -20,7 +20,7 @@ from hamsrv.db.errors import UniqueViolation
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.firehose.filters import parse_filter
 from hamsrv.firehose.spot_input import spot_from_json
-from hamsrv.http import dns, imports, observability, propagation, qsl, settings, signin, syncs
+from hamsrv.http import bus, dns, imports, observability, propagation, qsl, settings, signin, syncs
 from hamsrv.http.common import (
     ApiError,
     AppState,
@@ -261,4 +261,5 @@ def create_app(state: AppState) -> QuartTrio:
         return Response(encoded, status=201, content_type="application/json")
 
     imports.register(app, state)
+    bus.register(app, state)
     return app

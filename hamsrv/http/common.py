@@ -59,6 +59,7 @@ class AppState:
     member_dns: Any = None  # hamsrv.sync.pdns.MemberDns when HAMSRV_DNS_ZONE and HAMSRV_PDNS_URL are set
     access_log: bool = False  # one line per request on the `hamsrv.access` logger
     qsl: Any = None  # the QSL sync service (hamsrv.sync.qsl.QslService), None when not running
+    bus: Any = None  # the user bus (hamsrv.bus.service.UserBus), None when not running
 
     async def publish_spot(self, spot: Spot) -> bytes | None:
         """Put a spot on the firehose (through the primary worker when there is one); its JSON, or None

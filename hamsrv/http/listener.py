@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MAX_HEAD = 16 * 1024  # request heads larger than this are not browsers; hypercorn answers them
 HEAD_TIMEOUT = 10.0
+WRITE_TIMEOUT = 30.0  # a socket unwritable this long belongs to a client that stopped reading
+WRITE_SLICE = 64 * 1024  # bytes per timed write
 
 # The client certificate (DER) of the TLS connection whose request is being handled, or None. Set in
 # the connection's task, so the app's tasks (spawned below it) see their own connection's certificate.
@@ -38,10 +40,13 @@ class FirehoseHandler(Protocol):
 
 class PrefixedStream(trio.abc.Stream):
     """A stream whose first receive returns bytes we already read; everything else is the inner stream's
-    (hypercorn looks for `socket`, or `do_handshake`/`transport_stream` on TLS)."""
+    (hypercorn looks for `socket`, or `do_handshake`/`transport_stream` on TLS). A write that makes no
+    progress for `write_timeout` seconds breaks the stream: hypercorn shields its writes from
+    cancellation, so without this a client that stops reading (a WebSocket page, a download) would hold
+    its handler for good."""
 
-    def __init__(self, inner: trio.abc.Stream, prefix: bytes):
-        self._inner, self._prefix = inner, prefix
+    def __init__(self, inner: trio.abc.Stream, prefix: bytes, write_timeout: float = WRITE_TIMEOUT):
+        self._inner, self._prefix, self._write_timeout = inner, prefix, write_timeout
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -50,7 +55,12 @@ class PrefixedStream(trio.abc.Stream):
         return bytes(await self._inner.receive_some(max_bytes))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._inner.send_all(data)
+        view = memoryview(data)
+        for start in range(0, len(view), WRITE_SLICE):  # the timeout is for progress, not for a big write
+            with trio.move_on_after(self._write_timeout):
+                await self._inner.send_all(view[start:start + WRITE_SLICE])
+                continue
+            raise trio.BrokenResourceError(f"the client read nothing for {self._write_timeout:g} s")
 
     async def wait_send_all_might_not_block(self) -> None:
         await self._inner.wait_send_all_might_not_block()
@@ -112,6 +122,7 @@ def hypercorn_config(grace: float) -> HypercornConfig:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.include_server_header = False
+    config.websocket_max_message_size = 64 * 1024  # what a page may send (the user bus takes 2 KiB)
     return config
 
 

@@ -189,6 +189,7 @@ class JobRunner:
         self.retry_delay = retry_delay
         self._wake = trio.Event()
         self._subscribers: dict[int, set[trio.MemorySendChannel[dict[str, Any]]]] = {}
+        self._listeners: list[Callable[[int, dict[str, Any]], None]] = []
 
     def wake(self) -> None:
         """A job was queued: look now instead of at the next poll."""
@@ -209,7 +210,14 @@ class JobRunner:
             if not subscribers:
                 self._subscribers.pop(owner_id, None)
 
+    def add_listener(self, listener: Callable[[int, dict[str, Any]], None]) -> None:
+        """Call `listener(owner_id, event)` for every event of every user (the user bus takes them to
+        the owner's pages on every worker; subscribers only hear this process's jobs)."""
+        self._listeners.append(listener)
+
     def _publish(self, owner_id: int, event: dict[str, Any]) -> None:
+        for listener in self._listeners:
+            listener(owner_id, event)
         for send in list(self._subscribers.get(owner_id, ())):
             try:
                 send.send_nowait(event)

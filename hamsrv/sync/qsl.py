@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,8 +22,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import trio
 
+from hamsrv.bus import wire as bus_wire
 from hamsrv.config import Config
 from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value
+from hamsrv.db.notify import NOTIFY_SQL, notify
+from hamsrv.errors import DatabaseError
 from hamsrv.identity.vault import Vault, VaultError
 from hamsrv.ingest.adif import Record
 from hamsrv.ingest.normalize import Reject
@@ -89,9 +93,17 @@ class QslService:
 
     # ---- jobs on the scheduler
     def job(self, user: Row, service: str) -> Job:
+        name = job_name(service, user["callsign"])
+
         async def run(progress: Progress) -> str:
-            return (await self.sync(user, service, progress)).summary(service)
-        return Job(job_name(service, user["callsign"]), run, interval=self.interval, timeout=self.timeout + 30,
+            try:
+                return (await self.sync(user, service, progress)).summary(service)
+            except Exception as exc:  # the user's pages hear of it (best effort), the scheduler records it
+                with suppress(DatabaseError):
+                    await notify(self.db, bus_wire.CHANNEL, bus_wire.for_user(
+                        user["id"], bus_wire.sync_failed(service, name, str(exc) or type(exc).__name__)))
+                raise
+        return Job(name, run, interval=self.interval, timeout=self.timeout + 30,
                    retry_min=min(RETRY_MIN, self.interval), owner_id=user["id"])
 
     async def schedule_all(self) -> int:
@@ -217,11 +229,12 @@ class QslService:
                                         " AND service = %s AND qso_id IS NULL", [user["id"], service])
             outcome.unmatched = int(left[0]["n"])
             if outcome.new:
+                text = f"{outcome.new} new {SERVICE_NAMES[service]} confirmations"
                 await execute_on(
                     conn, "INSERT INTO qsl_notifications (user_id, service, message, new_count, matched)"
-                    " VALUES (%s, %s, %s, %s, %s)",
-                    [user["id"], service, f"{outcome.new} new {SERVICE_NAMES[service]} confirmations",
-                     outcome.new, outcome.matched])
+                    " VALUES (%s, %s, %s, %s, %s)", [user["id"], service, text, outcome.new, outcome.matched])
+                await execute_on(conn, NOTIFY_SQL, [bus_wire.CHANNEL, bus_wire.for_user(  # sent at commit
+                    user["id"], bus_wire.qsl_event(service, outcome.new, outcome.matched, text))])
             await execute_on(  # the scheduler made the row already; a direct call (tests) may not have
                 conn, "INSERT INTO sync_state (name, owner_id, cursor, details) VALUES (%s, %s, %s, %s::jsonb)"
                 " ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, details = EXCLUDED.details",
