@@ -1,0 +1,54 @@
+// QSL syncs: each service's health said in words, the new confirmations, and the user's own logins
+// (sent once, stored sealed on the server, never shown again).
+import {$, ago, api, el, onSubmit, session} from "./lib.js";
+
+const health = $("#qsl-health");
+const notices = $("#qsl-notices");
+
+function inWords(s) {
+  if (!s.linked) return `${s.name}: not linked. Save your ${s.name} login below to fetch confirmations.`;
+  const counts = `${s.confirmations} confirmations, ${s.unmatched} not matched to a QSO`;
+  if (s.error) {
+    return `${s.name}: failing (${s.failures} times since the last success, ${ago(s.last_success)}): ${s.error}. ${counts}.`;
+  }
+  if (!s.last_success) return `${s.name}: linked, waiting for the first sync. ${counts}.`;
+  const next = s.next_run ? `; next ${new Date(s.next_run).toUTCString().slice(17, 22)} UTC` : "";
+  return `${s.name}: working, last success ${ago(s.last_success)}${next}. ${counts}.`;
+}
+
+async function load() {
+  if (!session.me) { health.replaceChildren(); notices.replaceChildren(); return; }
+  try {
+    const status = await api("/api/qsl/status");
+    health.replaceChildren(...status.services.map(s => el("li", {className: s.error ? "bad" : ""}, inWords(s))));
+    notices.replaceChildren(...(status.notifications.length
+      ? status.notifications.map(n => el("li", {}, `${ago(n.created_at)}: ${n.message}`))
+      : [el("li", {}, "No new confirmations.")]));
+  } catch (err) {
+    health.replaceChildren(el("li", {}, err.message));
+  }
+}
+
+export function init() {
+  for (const form of [$("#qsl-lotw"), $("#qsl-eqsl")]) {
+    const service = form.dataset.service;
+    onSubmit(form, async (data) => {
+      await api(`/api/qsl/credentials/${service}`, {method: "PUT",
+        body: {username: data.get("username"), password: data.get("password")}});
+      form.reset();
+      form.querySelector(".form-error").textContent = "Saved; the first sync starts shortly.";
+      await load();
+    });
+    form.querySelector(".remove").onclick = async () => {
+      try {
+        await api(`/api/qsl/credentials/${service}`, {method: "DELETE"});
+        form.querySelector(".form-error").textContent = "Removed.";
+      } catch (err) { form.querySelector(".form-error").textContent = err.message; }
+      await load();
+    };
+  }
+  $("#qsl-seen").onclick = async () => { await api("/api/qsl/notifications/seen", {method: "POST"}); await load(); };
+  document.addEventListener("signin", () => { if (!$("#view-qsl").hidden) load(); });
+}
+
+export const show = load;
