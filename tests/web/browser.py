@@ -41,9 +41,9 @@ def spot(dx: str, khz: float) -> Spot:
 class Server:
     """The running app as the browser thread sees it: publish spots, run async calls, sign users in."""
 
-    def __init__(self, running: Any):
+    def __init__(self, running: Any, url: str | None = None):
         self.running = running
-        self.url = f"http://127.0.0.1:{running.http_port}/"
+        self.url = url or f"http://127.0.0.1:{running.http_port}/"
 
     def publish(self, s: Spot) -> None:
         def now() -> None:
@@ -66,9 +66,10 @@ class Server:
 
 
 async def in_browser(scenario: Callable[[Page, Server], None], running: Any,
-                     viewport: dict[str, int] | None = None, **context_options: Any) -> None:
-    """Run `scenario(page, server)` in Chromium against the running app."""
-    server = Server(running)
+                     viewport: dict[str, int] | None = None, url: str | None = None,
+                     **context_options: Any) -> None:
+    """Run `scenario(page, server)` in Chromium against the running app (at `url`, default its HTTP port)."""
+    server = Server(running, url)
 
     def run() -> None:
         with sync_playwright() as p:
