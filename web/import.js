@@ -42,7 +42,7 @@ async function showSummary(id) {
   const rows = rejects.map(r => el("tr", {}, el("td", {}, shown(r.record)), el("td", {}, shown(r.offset)),
                                     el("td", {}, shown(r.field)), el("td", {}, shown(r.reason))));
   summary.replaceChildren(el("h3", {}, `Rejected records (${job.rejected})`),
-    el("div", {className: "table-wrap"}, el("table", {id: "import-rejects"}, el("thead", {}, head), el("tbody", {}, ...rows))));
+    el("div", {className: "table-wrap", tabIndex: 0, role: "region", ariaLabel: "Rejected records"}, el("table", {id: "import-rejects"}, el("thead", {}, head), el("tbody", {}, ...rows))));
 }
 
 async function upload(file) {

@@ -97,10 +97,13 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def fits_the_width(page: Page) -> None:
+    """No horizontal scrolling of the page (a wide table may scroll inside its own box)."""
     width = page.evaluate("document.documentElement.scrollWidth")
     viewport = page.viewport_size
     assert viewport is not None
-    assert width <= viewport["width"], f"the page is {width} px wide at a {viewport['width']} px screen"
+    wide = page.evaluate(f"""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right + window.scrollX
+        > {viewport["width"]} && !e.parentElement.closest(".table-wrap")).slice(0, 3).map(e => e.outerHTML.slice(0, 80))""")
+    assert width <= viewport["width"], f"the page is {width} px wide at {viewport['width']} px: {wide} {page.url}"
 
 
 def axe_script() -> Path:
