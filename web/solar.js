@@ -63,7 +63,10 @@ function draw(hours) {
 export function init() {
   kept.bind(from, "homeGrid");
   $("#prop-form").addEventListener("submit", (ev) => { ev.preventDefault(); showPath(); });
-  document.addEventListener("path-to", (ev) => { to.value = ev.detail; showPath(); });
+  document.addEventListener("path-to", (ev) => { homeGrid(); to.value = ev.detail; showPath(); });
 }
 
-export const show = () => { from.value = kept.get("homeGrid", from.value); return loadSolar(); };
+// The home grid is one setting, also in Settings: take its latest value.
+const homeGrid = () => { from.value = kept.get("homeGrid", from.value); };
+
+export const show = () => { homeGrid(); return loadSolar(); };

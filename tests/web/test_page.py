@@ -199,3 +199,63 @@ async def test_a_network_drop_and_a_server_restart_lose_no_spot(app_config: conf
     await in_browser(scenario, app.handle)
     assert app.handle is not None
     app.handle.shutdown.set()
+
+
+async def test_propagation_to_a_clicked_spot_at_phone_width(running: Any) -> None:
+    running.hub.publish(spot("JA1XYZ", 14025.0))
+    running.hub.flush_tick()
+
+    def scenario(page: Page, server: Server) -> None:
+        page.route("**/api/propagation?*", lambda route: route.continue_(url=route.request.url + "&flux=140"))
+        page.goto(server.url + "#settings")
+        page.fill("#home-grid", "FN31")
+        page.goto(server.url + "#spots")
+        page.click("#spots tbody tr td button[title^=propagation]")  # the path to the spot's DX (its country)
+        expect(page.locator("#view-solar")).to_be_visible()
+        expect(page.locator("#prop-info")).to_contain_text("FN31 to JA1XYZ (Japan)")
+        expect(page.locator("#prop-chart rect")).to_have_count(24)
+        fits_the_width(page)
+        page.reload()  # the home grid is kept across reloads
+        expect(page.locator("#prop-from")).to_have_value("FN31")
+
+    await in_browser(scenario, running, viewport=PHONE)
+
+
+async def test_solar_and_propagation_without_solar_data_say_so(running: Any) -> None:
+    def scenario(page: Page, server: Server) -> None:
+        page.goto(server.url + "#solar")
+        expect(page.locator("#solar-now")).to_contain_text("no solar data yet")
+        page.fill("#prop-from", "FN31")
+        page.fill("#prop-to", "JO62")
+        page.click("#prop-form button")
+        expect(page.locator("#prop-info")).to_contain_text("no solar data yet")
+        page.fill("#prop-to", "nowhere")
+        page.click("#prop-form button")
+        expect(page.locator("#prop-info")).to_contain_text("not a Maidenhead locator")
+
+    await in_browser(scenario, running)
+
+
+async def test_keyboard_alone_reaches_a_view_and_tunes(running: Any) -> None:
+    running.hub.publish(spot("JA1XYZ", 14025.0))
+    running.hub.flush_tick()
+
+    def scenario(page: Page, server: Server) -> None:
+        page.goto(server.url)
+        expect(page.locator("#spots tbody tr")).to_have_count(1)
+        page.keyboard.press("Tab")  # the skip link first
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        for _ in range(20):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "Logbook":
+                break
+        page.keyboard.press("Enter")
+        expect(page.locator("#view-logbook")).to_be_visible()
+        expect(page.locator("#view-spots")).to_be_hidden()
+        page.go_back()  # views are URLs: back works
+        expect(page.locator("#view-spots")).to_be_visible()
+        page.focus("#spots tbody button.freq")
+        page.keyboard.press("Enter")  # no pairing token yet: says where to set it
+        expect(page.locator("#note")).to_contain_text("pairing token in Settings")
+
+    await in_browser(scenario, running)
