@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
 from tests.test_serve import free_port
-from tests.web.browser import PHONE, Server, fits_the_width, in_browser, rows, screenshot, spot
+from tests.web.browser import PHONE, Server, fits_the_width, in_browser, rows, spot
 
 
 async def test_history_then_live_spots_and_a_band_filter_keeps_its_history(running: Any) -> None:

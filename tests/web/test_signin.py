@@ -17,14 +17,14 @@ from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
 from hamsrv.app import run
-from tests.identity.conftest import MailServer, Served, lotw, served, smtp  # noqa: F401  (fixtures)
-from tests.identity.test_qrz import QrzPages, qrz  # noqa: F401  (a fixture)
+from tests.identity.conftest import MailServer, Served
+from tests.identity.test_qrz import QrzPages
 from tests.web.browser import Server, in_browser
 
 
 @pytest.fixture
-async def with_mail_and_qrz(app_config: config_mod.Config, smtp: MailServer,  # noqa: F811
-                            qrz: tuple[str, QrzPages], nursery: trio.Nursery) -> AsyncIterator[Any]:  # noqa: F811
+async def with_mail_and_qrz(app_config: config_mod.Config, smtp: MailServer,
+                            qrz: tuple[str, QrzPages], nursery: trio.Nursery) -> AsyncIterator[Any]:
     config = replace(app_config, smtp_url=smtp.url, qrz_url=qrz[0])
     handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
     await handle.db.execute("INSERT INTO callbook (callsign, name, email, license_status)"
@@ -37,7 +37,7 @@ def who(page: Page) -> str:
     return page.inner_text("#who")
 
 
-async def test_email_code_then_logout(with_mail_and_qrz: Any, smtp: MailServer) -> None:  # noqa: F811
+async def test_email_code_then_logout(with_mail_and_qrz: Any, smtp: MailServer) -> None:
     def scenario(page: Page, server: Server) -> None:
         page.goto(server.url + "#signin")
         expect(page.locator("#signed-in")).to_have_text("Nobody is signed in.")
@@ -64,7 +64,7 @@ async def test_email_code_then_logout(with_mail_and_qrz: Any, smtp: MailServer) 
     await in_browser(scenario, with_mail_and_qrz)
 
 
-async def test_qrz_biography_code(with_mail_and_qrz: Any, qrz: tuple[str, QrzPages]) -> None:  # noqa: F811
+async def test_qrz_biography_code(with_mail_and_qrz: Any, qrz: tuple[str, QrzPages]) -> None:
     qrz[1].bios["k1abc"] = "<p>QRV on 40 m CW.</p>"
 
     def scenario(page: Page, server: Server) -> None:
@@ -83,7 +83,7 @@ async def test_qrz_biography_code(with_mail_and_qrz: Any, qrz: tuple[str, QrzPag
     await in_browser(scenario, with_mail_and_qrz)
 
 
-async def test_lotw_certificate_on_the_mtls_listener(served: Served, tmp_path: Path) -> None:  # noqa: F811
+async def test_lotw_certificate_on_the_mtls_listener(served: Served, tmp_path: Path) -> None:
     cert, key = served.ca.user("W1AW")
     cert_file, key_file = tmp_path / "w1aw.pem", tmp_path / "w1aw.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

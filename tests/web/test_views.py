@@ -14,14 +14,23 @@ from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
 from hamsrv.app import run
-from tests.sync.conftest import ZONE, powerdns  # noqa: F401  (a fixture)
+from tests.sync.conftest import ZONE
 from tests.sync.powerdns import API_KEY, PowerDns
-from tests.web.browser import DESKTOP, PHONE, Server, check_accessibility, fits_the_width, in_browser, screenshot, spot
+from tests.web.browser import (
+    DESKTOP,
+    PHONE,
+    Server,
+    check_accessibility,
+    fits_the_width,
+    in_browser,
+    screenshot,
+    spot,
+)
 from tests.web.test_logbook import log_qsos
 
 
 @pytest.fixture
-async def full(app_config: config_mod.Config, powerdns: PowerDns, nursery: trio.Nursery) -> AsyncIterator[Any]:  # noqa: F811
+async def full(app_config: config_mod.Config, powerdns: PowerDns, nursery: trio.Nursery) -> AsyncIterator[Any]:
     """The app with member DNS on a real PowerDNS and an hour-old NOAA reading."""
     config = replace(app_config, dns_zone=ZONE, pdns_url=powerdns.api_url, pdns_key=API_KEY)
     handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
@@ -63,7 +72,7 @@ def dns_record_added(page: Page, powerdns: PowerDns) -> None:
 
 
 @pytest.mark.parametrize("width", ["desktop", "phone"])
-async def test_each_view_screenshot_width_and_accessibility(full: Any, powerdns: PowerDns, width: str) -> None:  # noqa: F811
+async def test_each_view_screenshot_width_and_accessibility(full: Any, powerdns: PowerDns, width: str) -> None:
     def scenario(page: Page, server: Server) -> None:
         user_id = server.sign_in(page, "W1AW")
         log_qsos(server, user_id, 12)
