@@ -29,9 +29,20 @@ async function load() {
   }
 }
 
+// A login form per service: user, password, Save, Remove.
+function loginForm(service, name) {
+  const field = (label, props) => el("label", {}, `${label} `, el("input", {required: true, ...props}));
+  return el("form", {id: `qsl-${service}`, className: "bar"}, el("span", {}, name),
+    field("User", {name: "username", autocomplete: "off"}),
+    field("Password", {name: "password", type: "password", autocomplete: "new-password"}),
+    el("button", {type: "submit"}, "Save"), el("button", {type: "button", className: "remove"}, "Remove"),
+    el("p", {className: "form-error", role: "alert"}));
+}
+
 export function init() {
-  for (const form of [$("#qsl-lotw"), $("#qsl-eqsl")]) {
-    const service = form.dataset.service;
+  for (const [service, name] of [["lotw", "LoTW"], ["eqsl", "eQSL"]]) {
+    const form = loginForm(service, name);
+    $("#qsl-logins").append(form);
     onSubmit(form, async (data) => {
       await api(`/api/qsl/credentials/${service}`, {method: "PUT",
         body: {username: data.get("username"), password: data.get("password")}});

@@ -9,7 +9,8 @@ test extra) in the page and fails on serious or critical violations.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 import trio
 from playwright.sync_api import Page, sync_playwright
 
+from hamsrv import config as config_mod
+from hamsrv.app import Running, run
 from hamsrv.identity.sessions import COOKIE, METHOD_TRUST, ensure_user, start_session
 from hamsrv.model import Spot
 from tests.testdata import REPO
@@ -36,6 +39,24 @@ def chromium_path() -> str:
 
 def spot(dx: str, khz: float) -> Spot:
     return Spot(spotter="G4XYZ", freq=khz, dx=dx, comment="cq", time=datetime.now(UTC).replace(second=0))
+
+
+def published(running: Any, *spots: Spot) -> None:
+    """Spots on the running app's firehose (and in its history) before the page opens."""
+    for s in spots:
+        running.hub.publish(s)
+    running.hub.flush_tick()
+
+
+@asynccontextmanager
+async def app_running(config: config_mod.Config, nursery: trio.Nursery) -> AsyncIterator[Running]:
+    """The whole app as the `running` fixture starts it, with other settings, until the block ends."""
+    handle: Running = await nursery.start(lambda task_status: run(config, handle_signals=False,
+                                                                  task_status=task_status))
+    try:
+        yield handle
+    finally:
+        handle.shutdown.set()
 
 
 class Server:

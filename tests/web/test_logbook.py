@@ -12,11 +12,10 @@ import trio
 from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
-from hamsrv.app import run
 from hamsrv.db import qsos
 from hamsrv.http.qso_input import row_from_json
 from tests.testdata import TESTDATA
-from tests.web.browser import Server, in_browser, rows
+from tests.web.browser import Server, app_running, in_browser, rows
 
 
 def log_qsos(server: Server, user_id: int, count: int) -> None:
@@ -82,10 +81,8 @@ async def test_pages_search_and_an_edit_with_an_inline_error(running: Any) -> No
 @pytest.fixture
 async def small_batches(app_config: config_mod.Config, nursery: trio.Nursery) -> AsyncIterator[Any]:
     """The app committing imports 200 QSOs at a time: a progress event each."""
-    handle = await nursery.start(lambda task_status: run(replace(app_config, import_batch=200),
-                                                         handle_signals=False, task_status=task_status))
-    yield handle
-    handle.shutdown.set()
+    async with app_running(replace(app_config, import_batch=200), nursery) as handle:
+        yield handle
 
 
 async def test_an_upload_shows_progress_then_its_summary(small_batches: Any) -> None:

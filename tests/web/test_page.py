@@ -12,13 +12,11 @@ from playwright.sync_api import Page, expect
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
 from tests.test_serve import free_port
-from tests.web.browser import PHONE, Server, fits_the_width, in_browser, rows, spot
+from tests.web.browser import PHONE, Server, fits_the_width, in_browser, published, rows, spot
 
 
 async def test_history_then_live_spots_and_a_band_filter_keeps_its_history(running: Any) -> None:
-    running.hub.publish(spot("JA1XYZ", 14025.0))
-    running.hub.publish(spot("DL1ABC", 7003.0))
-    running.hub.flush_tick()
+    published(running, spot("JA1XYZ", 14025.0), spot("DL1ABC", 7003.0))
 
     def scenario(page: Page, server: Server) -> None:
         page.goto(server.url)
@@ -76,18 +74,6 @@ async def test_absent_keys_show_as_empty(running: Any) -> None:
     await in_browser(scenario, running)
 
 
-async def test_phone_width_fits(running: Any) -> None:
-    running.hub.publish(spot("JA1XYZ", 14025.0))
-    running.hub.flush_tick()
-
-    def scenario(page: Page, server: Server) -> None:
-        page.goto(server.url)
-        expect(page.locator("#spots tbody tr")).to_have_count(1)
-        fits_the_width(page)
-
-    await in_browser(scenario, running, viewport=PHONE)
-
-
 async def test_the_relay_pairing_token_survives_a_reload(running: Any) -> None:
     """Typed (or pasted) and then reloaded without leaving the field: the token is still there."""
     def scenario(page: Page, server: Server) -> None:
@@ -103,8 +89,7 @@ async def test_the_relay_pairing_token_survives_a_reload(running: Any) -> None:
 
 
 async def test_tuning_without_a_relay_says_so(running: Any) -> None:
-    running.hub.publish(spot("JA1XYZ", 14025.0))
-    running.hub.flush_tick()
+    published(running, spot("JA1XYZ", 14025.0))
 
     def scenario(page: Page, server: Server) -> None:
         page.goto(server.url + "#settings")
@@ -202,8 +187,7 @@ async def test_a_network_drop_and_a_server_restart_lose_no_spot(app_config: conf
 
 
 async def test_propagation_to_a_clicked_spot_at_phone_width(running: Any) -> None:
-    running.hub.publish(spot("JA1XYZ", 14025.0))
-    running.hub.flush_tick()
+    published(running, spot("JA1XYZ", 14025.0))
 
     def scenario(page: Page, server: Server) -> None:
         page.route("**/api/propagation?*", lambda route: route.continue_(url=route.request.url + "&flux=140"))
@@ -237,8 +221,7 @@ async def test_solar_and_propagation_without_solar_data_say_so(running: Any) -> 
 
 
 async def test_keyboard_alone_reaches_a_view_and_tunes(running: Any) -> None:
-    running.hub.publish(spot("JA1XYZ", 14025.0))
-    running.hub.flush_tick()
+    published(running, spot("JA1XYZ", 14025.0))
 
     def scenario(page: Page, server: Server) -> None:
         page.goto(server.url)

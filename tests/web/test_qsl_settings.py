@@ -14,9 +14,8 @@ import trio
 from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
-from hamsrv.app import run
 from tests.sync.fake_services import Account, FakeServices, start_fake_services
-from tests.web.browser import Server, in_browser
+from tests.web.browser import Server, app_running, in_browser
 
 PASSWORD = "s3cret-Pa55"
 
@@ -29,9 +28,8 @@ async def fake(nursery: trio.Nursery) -> FakeServices:
 @pytest.fixture
 async def with_lotw(app_config: config_mod.Config, fake: FakeServices, nursery: trio.Nursery) -> AsyncIterator[Any]:
     config = replace(app_config, lotw_url=fake.url, eqsl_url=fake.url, qsl_timeout=2.0)
-    handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
-    yield handle
-    handle.shutdown.set()
+    async with app_running(config, nursery) as handle:
+        yield handle
 
 
 def reload_until(page: Page, selector: str, text: str, timeout: float = 20.0) -> None:

@@ -16,21 +16,19 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
-from hamsrv.app import run
 from tests.identity.conftest import MailServer, Served
 from tests.identity.test_qrz import QrzPages
-from tests.web.browser import Server, in_browser
+from tests.web.browser import Server, app_running, in_browser
 
 
 @pytest.fixture
 async def with_mail_and_qrz(app_config: config_mod.Config, smtp: MailServer,
                             qrz: tuple[str, QrzPages], nursery: trio.Nursery) -> AsyncIterator[Any]:
     config = replace(app_config, smtp_url=smtp.url, qrz_url=qrz[0])
-    handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
-    await handle.db.execute("INSERT INTO callbook (callsign, name, email, license_status)"
-                            " VALUES ('W1XYZ', 'JOHN Q OPERATOR', 'w1xyz@example.org', 'A')")
-    yield handle
-    handle.shutdown.set()
+    async with app_running(config, nursery) as handle:
+        await handle.db.execute("INSERT INTO callbook (callsign, name, email, license_status)"
+                                " VALUES ('W1XYZ', 'JOHN Q OPERATOR', 'w1xyz@example.org', 'A')")
+        yield handle
 
 
 def who(page: Page) -> str:

@@ -13,16 +13,17 @@ import trio
 from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
-from hamsrv.app import run
 from tests.sync.conftest import ZONE
 from tests.sync.powerdns import API_KEY, PowerDns
 from tests.web.browser import (
     DESKTOP,
     PHONE,
     Server,
+    app_running,
     check_accessibility,
     fits_the_width,
     in_browser,
+    published,
     screenshot,
     spot,
 )
@@ -33,16 +34,14 @@ from tests.web.test_logbook import log_qsos
 async def full(app_config: config_mod.Config, powerdns: PowerDns, nursery: trio.Nursery) -> AsyncIterator[Any]:
     """The app with member DNS on a real PowerDNS and an hour-old NOAA reading."""
     config = replace(app_config, dns_zone=ZONE, pdns_url=powerdns.api_url, pdns_key=API_KEY)
-    handle = await nursery.start(lambda task_status: run(config, handle_signals=False, task_status=task_status))
-    await handle.db.execute(
-        "INSERT INTO solar_latest (id, flux, flux_time, kp, kp_time, ssn, ssn_month, fetched_at) VALUES"
-        " (1, 142.0, now() - interval '1 hour', 3.33, now() - interval '1 hour', 118.2, date_trunc('month', now()),"
-        " now() - interval '1 hour')")
-    for dx, khz in (("JA1XYZ", 14025.0), ("VK2ABC", 7010.0), ("PY2ABC", 21074.0), ("K1ABC", 3573.0)):
-        handle.hub.publish(spot(dx, khz))
-    handle.hub.flush_tick()
-    yield handle
-    handle.shutdown.set()
+    async with app_running(config, nursery) as handle:
+        await handle.db.execute(
+            "INSERT INTO solar_latest (id, flux, flux_time, kp, kp_time, ssn, ssn_month, fetched_at) VALUES"
+            " (1, 142.0, now() - interval '1 hour', 3.33, now() - interval '1 hour', 118.2, date_trunc('month', now()),"
+            " now() - interval '1 hour')")
+        published(handle, *(spot(dx, khz) for dx, khz in (("JA1XYZ", 14025.0), ("VK2ABC", 7010.0),
+                                                           ("PY2ABC", 21074.0), ("K1ABC", 3573.0))))
+        yield handle
 
 
 VIEWS = {  # view: what shows once it has loaded
