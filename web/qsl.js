@@ -7,9 +7,9 @@ const notices = $("#qsl-notices");
 
 function inWords(s) {
   if (!s.linked) return `${s.name}: not linked. Save your ${s.name} login below to fetch confirmations.`;
-  const counts = `${s.confirmations} confirmations, ${s.unmatched} not matched to a QSO`;
+  const counts = `${s.confirmations ?? 0} confirmations, ${s.unmatched ?? 0} not matched to a QSO`;
   if (s.error) {
-    return `${s.name}: failing (${s.failures} times since the last success, ${ago(s.last_success)}): ${s.error}. ${counts}.`;
+    return `${s.name}: failing (${s.failures ?? 1} times since the last success, ${ago(s.last_success)}): ${s.error}. ${counts}.`;
   }
   if (!s.last_success) return `${s.name}: linked, waiting for the first sync. ${counts}.`;
   const next = s.next_run ? `; next ${new Date(s.next_run).toUTCString().slice(17, 22)} UTC` : "";

@@ -15,7 +15,7 @@ function render(me) {
   }
   const out = el("button", {type: "button", className: "link"}, "Log out");
   out.onclick = () => logout("/api/auth/logout");
-  who.replaceChildren(el("span", {id: "who-call"}, me.callsign), ` (trust ${me.trust}) `, out);
+  who.replaceChildren(el("a", {href: "#signin", id: "who-call"}, me.callsign), ` (trust ${me.trust}) `, out);
   const everywhere = el("button", {type: "button"}, "Log out on every device");
   everywhere.onclick = () => logout("/api/auth/logout-everywhere");
   signedIn.replaceChildren(`Signed in as ${me.callsign} by ${me.method}, trust ${me.trust}. `, everywhere);
