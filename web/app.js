@@ -1,24 +1,30 @@
 // The page: one module per view, shown by the URL's #hash (so the back button and links work), the
 // colour theme, and who is signed in. No framework, no build step.
 import {$, kept, session} from "./lib.js";
-import * as dns from "./dns.js";
-import * as imports from "./import.js";
-import * as logbook from "./logbook.js";
-import * as qsl from "./qsl.js";
-import * as settings from "./settings.js";
 import * as signin from "./signin.js";
 import * as solar from "./solar.js";
 import * as spots from "./spots.js";
 
-const VIEWS = {spots, logbook, import: imports, signin, qsl, solar, dns, settings};
+// Spots (the first view), the header's sign-in state and the propagation a spot opens load at once;
+// the other views' modules on first use, so the first load stays small.
+const views = {spots: Promise.resolve(spots), signin: Promise.resolve(signin), solar: Promise.resolve(solar)};
+const LATER = {logbook: "./logbook.js", import: "./import.js", qsl: "./qsl.js", dns: "./dns.js", settings: "./settings.js"};
+const NAMES = [...Object.keys(views), ...Object.keys(LATER)];
 
-function route() {
-  const name = location.hash.slice(1) in VIEWS ? location.hash.slice(1) : "spots";
-  for (const key of Object.keys(VIEWS)) $(`#view-${key}`).hidden = key !== name;
+function view(name) {
+  if (!views[name]) views[name] = import(LATER[name]).then(module => { module.init(); return module; });
+  return views[name];
+}
+
+async function route() {
+  const name = NAMES.includes(location.hash.slice(1)) ? location.hash.slice(1) : "spots";
+  const module = await view(name);  // shown once its module works: no control before it does anything
+  if (location.hash.slice(1) !== name && name !== "spots") return;  // another view was chosen meanwhile
+  for (const key of NAMES) $(`#view-${key}`).hidden = key !== name;
   document.querySelectorAll("nav a").forEach(a => {
     if (a.hash === `#${name}`) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   });
-  if (VIEWS[name].show) VIEWS[name].show();
+  if (module.show) module.show();
 }
 
 // Theme: the system's unless chosen here; the button cycles system → dark → light.
@@ -37,6 +43,6 @@ $("#theme").onclick = () => {
   applyTheme(theme);
 };
 
-for (const view of Object.values(VIEWS)) view.init();
+[spots, signin, solar].forEach(module => module.init());
 window.addEventListener("hashchange", route);
 session.refresh().then(route);

@@ -60,7 +60,9 @@ async def test_pages_search_and_an_edit_with_an_inline_error(running: Any) -> No
         page.fill("#qso-form [name=qsl_rcvd]", "Y")
         page.click("#qso-form button[type=submit]")
         expect(page.locator("#qso-form")).to_be_hidden()
-        assert rows(page, "#qsos")[0][2] == "40m" and rows(page, "#qsos")[0][7] == "-/Y"
+        first = page.locator("#qsos tbody tr").first.locator("td")
+        expect(first.nth(2)).to_have_text("40m")
+        expect(first.nth(7)).to_have_text("-/Y")
         stored = server.call(lambda: qsos.search(server.running.db, user_id, qsos.Search(call="DL1ABC"), limit=5))
         assert [(q["band"], q["freq"], q["qsl_rcvd"]) for q in stored] == [("40m", 7.025, "Y")]
 
@@ -91,6 +93,7 @@ async def test_an_upload_shows_progress_then_its_summary(small_batches: Any) -> 
     def scenario(page: Page, server: Server) -> None:
         server.sign_in(page, "W1AW")
         page.goto(server.url + "#import")
+        expect(page.locator("#drop")).to_be_visible()
         page.evaluate("""() => {  // every value the bar takes, as the page sets it
             window.seen = [];
             const bar = document.getElementById('import-progress');
