@@ -181,7 +181,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Ratios hamsrv page / baseline: first live spot {report['ratio_first_live_spot']}x, bytes "
               f"{report['ratio_bytes']}x. Baseline: a static page that opens /ws/firehose and prints the first spot "
               "(no history, no CSS, no modules). The hamsrv page also loads the spot history, who is signed in, "
-              "and every view's module.", ""]
+              "and the modules of the spots, sign-in and solar views (the others load on first use); hamsrv sends "
+              "the files uncompressed.", ""]
     return "\n".join(lines)
 
 
