@@ -73,6 +73,7 @@ async function connect() {
     if (msg.type === "gap") note.textContent = `missed spots ${msg.from}–${msg.to} while away`;
     if (msg.type === "reset") { note.textContent = "the server's spot history was reset"; lastId = msg.last_id; }
     if (msg.type === "error") note.textContent = msg.error || "the server refused the filter";
+    if (msg.type === "announce") note.textContent = `To ${msg.to} de ${msg.from}: ${msg.text}`;
   };
   ws.onclose = () => {
     statusEl.textContent = "reconnecting…"; statusEl.className = "status off";

@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
+from tests.test_e2e_cluster import telnet_user
 from tests.test_serve import free_port
 from tests.web.browser import PHONE, Server, fits_the_width, in_browser, published, rows, spot
 
@@ -240,5 +241,20 @@ async def test_keyboard_alone_reaches_a_view_and_tunes(running: Any) -> None:
         page.focus("#spots tbody button.freq")
         page.keyboard.press("Enter")  # no pairing token yet: says where to set it
         expect(page.locator("#note")).to_contain_text("pairing token in Settings")
+
+    await in_browser(scenario, running)
+
+
+async def test_a_cluster_announcement_shows_above_the_spots(running: Any) -> None:
+    def scenario(page: Page, server: Server) -> None:
+        page.goto(server.url)
+        expect(page.locator("#status")).to_have_text("live")
+
+        async def announce() -> None:
+            stream, _ = await telnet_user(running.cluster_port, "G4ABC")
+            await stream.send_all(b"announce full 20m is open to JA\r\n")
+            await stream.aclose()
+        server.call(announce)
+        expect(page.locator("#note")).to_have_text("To ALL de G4ABC: 20m is open to JA")
 
     await in_browser(scenario, running)
