@@ -52,9 +52,13 @@ function received(spots) {
 }
 
 // History comes from /api/spots (just the rows the table shows); the WebSocket then resumes after it.
+let generation = 0;  // bumped by each filter change: an older filter's late history is dropped
+
 async function loadHistory() {
+  const mine = generation;
   const r = await fetch(`/api/spots?limit=${MAX_ROWS}&${query()}`);
   const body = await r.json();
+  if (mine !== generation) return;
   body.spots.forEach(addSpot);
   lastId = Math.max(lastId, body.last_id);
 }
@@ -84,6 +88,7 @@ async function connect() {
 
 // A new filter: the table shows that filter's history again, and the firehose sends only its spots.
 async function resubscribe() {
+  generation += 1;
   tbody.replaceChildren();
   ids.clear();
   held = [];

@@ -258,3 +258,24 @@ async def test_a_cluster_announcement_shows_above_the_spots(running: Any) -> Non
         expect(page.locator("#note")).to_have_text("To ALL de G4ABC: 20m is open to JA")
 
     await in_browser(scenario, running)
+
+
+async def test_a_late_history_of_an_older_filter_is_dropped(running: Any) -> None:
+    """Filters changed faster than the history comes: only the current filter's history shows."""
+    published(running, spot("JA1XYZ", 14025.0), spot("VK2ABC", 7010.0))
+
+    def scenario(page: Page, server: Server) -> None:
+        page.add_init_script("""{ const plain = window.fetch;  // the 20 m history answers late
+            window.fetch = async (...args) => { const r = await plain(...args);
+                if (String(args[0]).includes('band=20m')) await new Promise(ok => setTimeout(ok, 800));
+                return r; }; }""")
+        page.goto(server.url)
+        expect(page.locator("#spots tbody tr")).to_have_count(2)
+        page.select_option("#band", "20m")
+        page.select_option("#band", "")
+        page.select_option("#cont", "OC")
+        expect(page.locator("#spots tbody tr")).to_have_count(1)
+        page.wait_for_timeout(1200)  # the 20 m history has come meanwhile
+        assert [r[2] for r in rows(page)] == ["VK2ABC"]
+
+    await in_browser(scenario, running)
