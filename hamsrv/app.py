@@ -134,7 +134,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                 peer_states = await root.start(Peering(hub, board, peers, users=lambda: list(roster)).run)
             firehose = Firehose(hub, metrics=metrics, per_ip_limit=config.ws_per_ip)
             board.add_listener(lambda posted: firehose.broadcast(firehose_message(posted)))
-            imports = JobRunner(db)
+            imports = JobRunner(db, batch_records=config.import_batch)
             await root.start(imports.run)
             bus = UserBus(db, config.node_id or (role.ring if role is not None else secrets.token_hex(6)), metrics,
                           board=board if follower is None else None, roster=roster,
@@ -179,6 +179,7 @@ async def run(config: Config, *, handle_signals: bool = True, role: WorkerRole |
                     task_status=task_status))
                 auth_port = await front.start(serve_auth, state, config, stop_http, role is not None) \
                     if config.client_ca is not None else 0
+                state.auth_port = auth_port
                 if primary is not None:  # last: the supervisor takes the intake socket as "ready"
                     await front.start(primary.serve_intake)
                 log.info("hamsrv ready: http %s:%d, cluster %s:%d", config.http.host, http_port,

@@ -130,6 +130,9 @@ class Config:
         "env": "HAMSRV_DB_POOL_SIZE", "parse": parse_positive(int), "help": "database connections"})
     max_upload_mb: int = field(default=512, metadata={
         "env": "HAMSRV_MAX_UPLOAD_MB", "parse": parse_positive(int), "help": "largest ADIF upload (MiB)"})
+    import_batch: int = field(default=20_000, metadata={
+        "env": "HAMSRV_IMPORT_BATCH", "parse": parse_positive(int),
+        "help": "QSOs an import stores per commit (one progress event each)"})
     max_json_kb: int = field(default=1024, metadata={
         "env": "HAMSRV_MAX_JSON_KB", "parse": parse_positive(int), "help": "largest JSON request body (KiB)"})
     body_timeout: float = field(default=60.0, metadata={

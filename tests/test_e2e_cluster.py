@@ -28,7 +28,7 @@ async def telnet_user(port: int, call: str) -> tuple[trio.SocketStream, bytearra
 
 
 async def test_announcement_reaches_the_page_firehose(running: Any) -> None:
-    """A distinct `announce` message on /ws/firehose (web/app.js shows it in the status line)."""
+    """A distinct `announce` message on /ws/firehose (web/spots.js shows it above the spots)."""
     async with open_websocket_url(f"ws://127.0.0.1:{running.http_port}/ws/firehose") as ws:
         stream, _ = await telnet_user(running.cluster_port, "G4ABC")
         await stream.send_all(b"announce full hello page\r\ntalk G4ABC private\r\n")

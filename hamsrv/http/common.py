@@ -58,6 +58,7 @@ class AppState:
     identity: Policy = field(default_factory=Policy)  # sessions, sign-in and rate limits
     member_dns: Any = None  # hamsrv.sync.pdns.MemberDns when HAMSRV_DNS_ZONE and HAMSRV_PDNS_URL are set
     access_log: bool = False  # one line per request on the `hamsrv.access` logger
+    auth_port: int = 0  # the certificate sign-in listener's port (0: off), for the page's link to it
     qsl: Any = None  # the QSL sync service (hamsrv.sync.qsl.QslService), None when not running
     bus: Any = None  # the user bus (hamsrv.bus.service.UserBus), None when not running
 

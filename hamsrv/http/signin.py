@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
@@ -94,6 +95,18 @@ def _text(body: dict[str, Any], name: str, limit: int = 200) -> str:
 async def me(user: Row) -> Response:
     """Who is signed in (the page shows it); 401 when nobody is."""
     return jsonify(who(user))
+
+
+@blueprint.get("/api/auth/ways")
+async def ways() -> Response:
+    """The sign-in ways this server offers, for the page: the certificate listener's URL (on this host,
+    its own port; null when off), whether e-mail codes can be sent, and QRZ (always)."""
+    state = _state()
+    certificate = None
+    if state.auth_port:
+        host = urlsplit(f"//{request.host}").hostname or "localhost"
+        certificate = f"https://{f'[{host}]' if ':' in host else host}:{state.auth_port}/"
+    return jsonify({"certificate": certificate, "email": state.identity.smtp_url is not None, "qrz": True})
 
 
 @blueprint.post("/api/auth/logout")

@@ -49,7 +49,7 @@ async def test_keep_alive_and_pipelined_requests_after_handover(api: Api) -> Non
 async def test_page_is_served(api: Api) -> None:
     async with api.client() as client:
         page = await client.get("/")
-        script = await client.get("/web/app.js")
+        script = await client.get("/web/spots.js")
     assert page.status_code == 200 and "<title>hamsrv" in page.text
     assert script.status_code == 200 and "/ws/firehose" in script.text
 

@@ -142,3 +142,9 @@ async def test_cross_site_sign_in_posts_are_refused(api: Api, smtp: MailServer):
         response = await client.post("/api/auth/email", json={"callsign": "W1XYZ"},
                                      headers={"Origin": "https://evil.example"})
     assert response.status_code == 403 and response.json()["field"] == "Origin"
+
+
+async def test_the_page_learns_that_e_mail_codes_are_offered(api: Api):
+    async with anonymous(api) as client:
+        ways = (await client.get("/api/auth/ways")).json()
+    assert ways == {"certificate": None, "email": True, "qrz": True}

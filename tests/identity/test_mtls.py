@@ -174,3 +174,9 @@ def test_configuration_errors_are_one_clear_line(lotw: LotwCA, tmp_path):
     assert (config.auth.host, config.auth.port) == ("127.0.0.1", 8444)
     with pytest.raises(ConfigError, match="HAMSRV_SMTP_URL"):
         config_mod.load({}, env={"HAMSRV_SMTP_URL": "http://mail"})
+
+
+async def test_the_page_learns_the_sign_in_ways_and_the_certificate_url(served: Served):
+    async with served.main_client() as browser:
+        ways = (await browser.get("/api/auth/ways")).json()
+    assert ways == {"certificate": f"https://127.0.0.1:{served.auth_port}/", "email": False, "qrz": True}

@@ -14,7 +14,7 @@ from hamsrv.identity.sessions import COOKIE, start_session
 from hamsrv.identity.tokens import add_user
 from tests.bus.test_bus import PROMPT
 from tests.firehose.telnet import Telnet
-from tests.web.test_page import in_browser, screenshot
+from tests.web.browser import in_browser, screenshot
 
 
 async def test_cluster_announcement_on_the_page_and_a_talk_back(running: Any, db: Database) -> None:
@@ -22,7 +22,7 @@ async def test_cluster_announcement_on_the_page_and_a_talk_back(running: Any, db
     telnet = await Telnet.login(running.cluster_port, "G4ABC", PROMPT)
     url = f"http://127.0.0.1:{running.http_port}/"
 
-    def scenario(page: Page, publish: Any) -> None:
+    def scenario(page: Page, server: Any) -> None:
         page.context.add_cookies([{"name": COOKIE, "value": session, "url": url}])
         page.goto(url)
         notices = page.locator("#notices")
