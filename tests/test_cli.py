@@ -103,7 +103,7 @@ def test_import_refuses_what_is_not_adif_and_fails_when_nothing_was_imported(env
                    "<CALL:4>K1AB<QSO_DATE:8>20240101<TIME_ON:4>1200<BAND:3>20m<FREQ:3>7.1<EOR>\n")
     failed = run("import", str(bad), "--owner", "W1AW", env=env)
     assert failed.returncode == 1
-    assert "inserted 0, duplicates 0, merged 0, rejected 2" in failed.stderr
+    assert "inserted 0, duplicates 0, merged 0, up to date 0, rejected 2" in failed.stderr
     assert "MODE: 'BANANA' is not an ADIF mode" in failed.stderr
     warned = run("import", str(ADIF / "loghx_single.adi"), "--owner", "W1AW", env=env)
     assert warned.returncode == 0 and "inserted 1" in warned.stderr

@@ -56,6 +56,16 @@ class Batch:
     final: bool = False
     starts: tuple[datetime, datetime] | None = None  # earliest and latest start time of the rows
 
+    def record_of_row(self, row: int) -> int:
+        """The record number of the batch's `row`-th row (1 = first): rows are the batch's records
+        that are not rejects, in input order."""
+        number = self.first_record - 1 + row
+        for rejected in sorted(r["record"] for r in self.rejects):
+            if rejected > number:
+                break
+            number += 1
+        return number
+
 
 def _problem(record: int, offset: int, field_name: str | None, reason: str) -> dict[str, Any]:
     return {"record": record, "offset": offset, "field": field_name, "reason": reason}

@@ -74,6 +74,7 @@ async def test_import_metrics_and_json_refusals(running: Any) -> None:
     assert sample(text, "hamsrv_import_jobs", status="done") == 1
     assert sample(text, "hamsrv_import_records", outcome="inserted") == 2
     assert sample(text, "hamsrv_import_records", outcome="rejected") == 3
+    assert sample(text, "hamsrv_import_records", outcome="up_to_date") == 0  # a merge's unchanged QSOs
     assert sample(text, "hamsrv_import_records_per_second") == 0  # nothing running now
     # the firehose's own refusals (before the upgrade) have a JSON body too
     stream = await trio.open_tcp_stream("127.0.0.1", running.http_port)

@@ -183,8 +183,9 @@ async def test_merge_updates_qsl_fields_of_matching_qsos(db: Database):
     confirmed = "SELECT count(*) AS n FROM qsos WHERE owner_id = %s AND lotw_qsl_rcvd = 'Y' AND qsl_rcvd IS NULL"
     assert await db.fetchrow(confirmed, [merging]) == {"n": 437}
     assert await db.fetchrow(confirmed, [plain]) == {"n": 0}
-    again = await import_bytes(db, merging, lotw, merge=True)  # nothing changes: duplicates, not merges
-    assert (again.merged, again.inserted, again.duplicates) == (0, 0, 438)
+    assert merged.up_to_date == 0
+    again = await import_bytes(db, merging, lotw, merge=True)  # nothing changes: up to date, not merges
+    assert (again.merged, again.inserted, again.duplicates, again.up_to_date) == (0, 0, 1, 437)
 
 
 async def test_merge_keeps_fields_the_report_does_not_set(db: Database):

@@ -155,6 +155,31 @@ async def test_websocket_pushes_progress_to_the_owner(server: Api):
     assert {e["id"] for e in events} == {job_id}
     assert any(e["status"] == "running" and 0 < e["records_read"] < 1700 for e in events)
     assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1691, 1)
+    # the result names the duplicate, as the running events do from the batch that found it (issue 14)
+    assert events[-1]["duplicate_records"] == [DUPLICATE_IN_WSJTX]
+    assert events[-2]["duplicate_records"] == [DUPLICATE_IN_WSJTX] and events[-2]["status"] == "running"
+
+
+# records 640 and 641 of the file are one QSO (LA7HJA, 23:07:15 and 23:07:00 the same minute)
+DUPLICATE_IN_WSJTX = {"record": 641, "call": "LA7HJA", "start": "2026-01-01T23:07:00Z", "band": "30m", "mode": "FT8"}
+
+
+async def test_summary_names_duplicates_and_a_merge_counts_up_to_date(server: Api):
+    """Issue 14: the first duplicates with record numbers, like rejects; a merge says how many records
+    were already up to date; every record counted once."""
+    data = (TESTDATA / "wsjtx_300rc1_m7pxz.adi").read_bytes()
+    async with server.client(server.token) as client:
+        plain = await wait_done(client, (await client.post("/api/imports", content=data)).headers["Location"])
+        again = await wait_done(client, (await client.post("/api/imports?merge=true", content=data)).headers["Location"])
+    counted = ("inserted", "duplicates", "merged", "up_to_date", "rejected")
+    assert [plain[k] for k in counted] == [1691, 1, 0, 0, 8]
+    assert plain["duplicate_records"] == [DUPLICATE_IN_WSJTX]
+    # the merge: nothing new, nothing to change; the repeated QSO is in one batch (the later record
+    # wins, the earlier is the duplicate) or in two (then both are up to date)
+    assert (again["inserted"], again["merged"], again["rejected"]) == (0, 0, 8)
+    assert again["up_to_date"] + again["duplicates"] == 1692 and again["up_to_date"] >= 1691
+    for job in (plain, again):
+        assert job["records_read"] == 1700 == sum(job[k] for k in counted)
 
 
 async def test_websocket_needs_a_token(server: Api):
