@@ -17,12 +17,14 @@ _LOCK_BASE = 0x696D706F << 32  # "impo": advisory lock key = base + job id
 
 
 async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | None, options: dict[str, Any],
-                     idempotency_key: str | None) -> tuple[int, bool]:
+                     idempotency_key: str | None, fingerprint: bytes | None = None) -> tuple[int, bool]:
     """(job id, created). With an idempotency key already used by this owner, the existing job's id
-    and False; a concurrent request with the same key waits for the first one to commit."""
-    rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key)"
-                                " VALUES (%s, %s, %s, %s) ON CONFLICT (owner_id, idempotency_key) DO NOTHING"
-                                " RETURNING id", [owner_id, filename, jsonb(options), idempotency_key])
+    and False (its `upload_sha256` is the `fingerprint` of the request that made it); a concurrent
+    request with the same key waits for the first one to commit."""
+    rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key,"
+                                " upload_sha256) VALUES (%s, %s, %s, %s, %s)"
+                                " ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING id",
+                          [owner_id, filename, jsonb(options), idempotency_key, fingerprint])
     if rows:
         return rows[0]["id"], True
     existing = await fetch_on(conn, "SELECT id FROM import_jobs WHERE owner_id = %s AND idempotency_key = %s",

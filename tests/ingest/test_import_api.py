@@ -13,6 +13,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from hamsrv.db.database import Database
+from hamsrv.http.common import KEY_REUSED
 from hamsrv.ingest.jobs import JobRunner
 from tests import testdata
 from tests.api import Api, running_api
@@ -134,13 +135,34 @@ async def test_idempotency_key_gives_the_same_job(server: Api):
         second = await wait_done(client, other.headers["Location"])
         assert (job["inserted"], second["inserted"], second["duplicates"]) == (126, 0, 126)
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
+        assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
         bad = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "x" * 201})
-        assert bad.status_code == 400
-        # the same key with other options is a 422, not the old job (the identity mechanism fingerprints an
-        # upload by method, path and query: a retried upload's body is not read again)
+        assert bad.status_code == 400 and bad.json()["field"] == "Idempotency-Key"
+        # the same key with other options, or with another file, is a 422 (IETF Idempotency-Key draft), not
+        # the old job (issue 14: another file under a used key got the first job, silently)
         reused = await client.post("/api/imports?merge=true", content=data, headers={"Idempotency-Key": "upload-1"})
         assert reused.status_code == 422 and reused.json()["field"] == "Idempotency-Key", reused.text
+        other_file = (TESTDATA / "hamrs_pota.adi").read_bytes()
+        for upload in ({"content": other_file}, {"files": {"file": ("log.adi", other_file)}}):
+            reused = await client.post("/api/imports", headers={"Idempotency-Key": "upload-1"}, **upload)
+            assert reused.status_code == 422, reused.text
+            assert reused.json() == {"error": KEY_REUSED, "field": "Idempotency-Key"}
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
+
+
+async def test_a_retried_multipart_upload_is_the_same_request_whatever_its_boundary(server: Api):
+    """The fingerprint covers the file as spooled, not the multipart wrapping (a new boundary per try)."""
+    data = (TESTDATA / "adifmaster_ft8.adi").read_bytes()
+    async with server.client(server.token) as client:
+        ids = set()
+        for boundary in ("first-try", "second-try"):
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"ft8.adi\"\r\n\r\n"
+                    .encode() + data + f"\r\n--{boundary}--\r\n".encode())
+            response = await client.post("/api/imports", content=body, headers={
+                "Idempotency-Key": "multi", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert response.status_code == 202, response.text
+            ids.add(response.json()["id"])
+        assert len(ids) == 1
 
 
 async def test_websocket_pushes_progress_to_the_owner(server: Api):
