@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[int, int, int, int]] = {
     "log4om2_export.adi": (122, 0, 0, 0),
     "loghx_single.adi": (1, 0, 0, 1),
     "lotw_detailed_single.adi": (1, 0, 0, 0),
-    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, 0),
+    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, 1),  # the warning says what a DXCC credit report holds
     "lotwreport_k5dru_crlf.adi": (2899, 0, 0, 0),
     "lotwreport_k9cts.adi": (437, 1, 0, 0),
     "minos_vhf_contest.adi": (45, 0, 0, 0),

@@ -204,6 +204,19 @@ async def test_summary_names_duplicates_and_a_merge_counts_up_to_date(server: Ap
         assert job["records_read"] == 1700 == sum(job[k] for k in counted)
 
 
+async def test_an_import_fills_dxcc_country_continent_and_zone_from_cty(server: Api):
+    """Issue 14: as for a QSO sent to the API; an explicit DXCC in the file is kept."""
+    data = (b"<CALL:6>DL1ABC<QSO_DATE:8>20240501<TIME_ON:4>1305<BAND:3>20m<MODE:3>FT8<EOR>\n"
+            b"<CALL:5>K1ABC<QSO_DATE:8>20240501<TIME_ON:4>1306<BAND:3>20m<MODE:3>FT8<DXCC:1>1<EOR>\n")
+    async with server.client(server.token) as client:
+        job = await wait_done(client, (await client.post("/api/imports", content=data)).headers["Location"])
+        assert job["inserted"] == 2, job
+        qsos = {q["call"]: q for q in (await client.get("/api/qsos")).json()["qsos"]}
+    german = qsos["DL1ABC"]
+    assert (german["dxcc"], german["country"], german["cont"], german["cqz"]) == (230, "Fed. Rep. of Germany", "EU", "14")
+    assert qsos["K1ABC"]["dxcc"] == 1
+
+
 async def test_websocket_needs_a_token(server: Api):
     with pytest.raises(ConnectionRejected) as refused:
         async with open_websocket_url(f"ws://127.0.0.1:{server.port}/ws/imports?token=hamsrv_nope"):
