@@ -119,8 +119,9 @@ _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronou
 # see the fillfactor in migration 0006). Only QSOs whose QSL fields really change count as merged
 # (the WHERE), the others are up to date; `xmax = 0` tells an inserted row from an updated one. A
 # statement may not update a row twice, so the batch holds each QSO once: when it has the same QSO
-# twice, the later record wins (the earlier is a duplicate). Taken in the dedupe index's order (start minute first), which is
-# also the order on disk of a logbook imported in time order, so probes and updates walk forward.
+# twice, the later record wins (the earlier is a duplicate). Taken in the dedupe index's order (start
+# minute first), which is also the order on disk of a logbook imported in time order, so probes and
+# updates walk forward.
 _KEY = "date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, '')"
 _MERGE = (
     f"WITH batch AS (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ctid DESC),"
@@ -131,6 +132,8 @@ _MERGE = (
     + " RETURNING xmax = 0 AS new)"
     " SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new), (SELECT count(*) FROM batch)"
     " FROM stored")
+
+
 # The first duplicates of a batch just stored through staging, asked only while the import's list of
 # duplicates has room (so at most a few times per import): rows are numbered in COPY order. A row is
 # a duplicate when an earlier row of the batch has the same QSO (a merge keeps the later one instead),
@@ -145,6 +148,7 @@ def _duplicates(*, merge: bool) -> str:
 
 
 _DUPLICATES = {merge: _duplicates(merge=merge) for merge in (False, True)}
+
 
 async def prepare_connection(conn: TrioConnection) -> None:
     """Create the session's staging table (once per connection; rows vanish at each commit)."""

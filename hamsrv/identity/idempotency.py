@@ -8,7 +8,7 @@ from datetime import timedelta
 from hamsrv.db.database import Database, Row
 
 # A claim whose request never answered (the process died between the two statements) frees the key
-# after this long. (Uploads keep their key with their import job instead: hamsrv/http/imports.py.)
+# after this long; a request still running then is the import upload, which its job's own key guards.
 ABANDONED = timedelta(hours=1)
 
 
