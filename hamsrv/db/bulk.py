@@ -135,19 +135,23 @@ _MERGE = (
 
 
 # The first duplicates of a batch just stored through staging, asked only while the import's list of
-# duplicates has room (so at most a few times per import): rows are numbered in COPY order. A row is
-# a duplicate when an earlier row of the batch has the same QSO (a merge keeps the later one instead),
-# or, without merge, when the stored QSO is not the one this transaction inserted.
-def _duplicates(*, merge: bool) -> str:
+# duplicates has room: rows are numbered in COPY order. A row is a duplicate when an earlier row of the
+# batch has the same QSO (a merge keeps the later one instead), or, without merge, when the stored QSO
+# is not the one this transaction inserted. Without merge the batch's first pages are asked first: a
+# re-upload's first rows are duplicates, so the listing costs a few hundred index probes, not a batch's.
+def _duplicates(*, merge: bool, first_pages: bool = False) -> str:
     earlier_first = "DESC" if merge else "ASC"
     stored_before = "" if merge else (f" OR EXISTS (SELECT FROM qsos q WHERE {_SAME_QSO}"
                                       " AND q.xmin <> pg_current_xact_id()::xid)")
+    prefix = f" WHERE ctid < '({_FIRST_PAGES},0)'::tid" if first_pages else ""
     return ("SELECT n, call, start_at, band, mode FROM (SELECT row_number() OVER (ORDER BY ctid) AS n,"
             f" row_number() OVER (PARTITION BY {_KEY} ORDER BY ctid {earlier_first}) AS nth, *"
-            f" FROM qso_staging) s WHERE nth > 1{stored_before} ORDER BY n LIMIT %s")
+            f" FROM qso_staging{prefix}) s WHERE nth > 1{stored_before} ORDER BY n LIMIT %s")
 
 
+_FIRST_PAGES = 4
 _DUPLICATES = {merge: _duplicates(merge=merge) for merge in (False, True)}
+_DUPLICATES_FIRST_PAGES = _duplicates(merge=False, first_pages=True)
 
 
 async def prepare_connection(conn: TrioConnection) -> None:
@@ -167,10 +171,16 @@ async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int
     Raises RefusedData when PostgreSQL rejects the data."""
     with translated():
         stored = await _store_rows(conn, owner_id, data, rows, merge, starts, expect_new)
-        if stored.duplicates and list_duplicates > 0:
-            found = await conn.execute(_DUPLICATES[merge], [list_duplicates])
-            stored.duplicate_rows = [Duplicate(*row) for row in await found.fetchall()]
+        wanted = min(list_duplicates, stored.duplicates)
+        if wanted > 0:
+            stored.duplicate_rows = [] if merge else await _first_duplicates(conn, _DUPLICATES_FIRST_PAGES, wanted)
+            if len(stored.duplicate_rows) < wanted:
+                stored.duplicate_rows = await _first_duplicates(conn, _DUPLICATES[merge], wanted)
         return stored
+
+
+async def _first_duplicates(conn: TrioConnection, query: str, wanted: int) -> list[Duplicate]:
+    return [Duplicate(*row) for row in await (await conn.execute(query, [wanted])).fetchall()]
 
 
 async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, merge: bool,

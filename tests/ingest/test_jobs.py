@@ -205,3 +205,14 @@ async def test_every_record_counts_once_and_the_first_duplicates_are_named(db: D
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def test_duplicates_past_the_batchs_first_pages_are_named_too(db: Database):
+    """The listing looks at a batch's first pages first (a re-upload's duplicates come first): one
+    duplicate there and the rest far behind must still give the first ones in file order."""
+    owner = await new_owner(db, "W1AW")
+    qsos = list(synthetic_records(2000, seed=11))
+    await import_stream(db, owner, chunks(b"".join([qsos[1], *qsos[1500:1600]])))
+    result = await import_stream(db, owner, chunks(b"".join(qsos)), batch_records=5000)
+    assert (result.inserted, result.duplicates) == (1899, 101)
+    assert [d["record"] for d in result.duplicate_records] == [2, *range(1501, 1501 + LISTED_DUPLICATES - 1)]
