@@ -124,14 +124,16 @@ _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronou
 # updates walk forward.
 _KEY = "date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, '')"
 _MERGE = (
-    f"WITH batch AS (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ctid DESC),"
-    f" stored AS (INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM batch"
+    f"WITH stored AS (INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM"
+    f" (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ctid DESC) s"
     " ON CONFLICT (owner_id, start_minute, call, coalesce(band, ''), coalesce(mode, '')) DO UPDATE SET "
     + ", ".join(f"{c} = coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS) + ", updated_at = now()"
     " WHERE " + " OR ".join(f"qsos.{c} IS DISTINCT FROM coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS)
     + " RETURNING xmax = 0 AS new)"
-    " SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new), (SELECT count(*) FROM batch)"
-    " FROM stored")
+    " SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new) FROM stored")
+# The QSOs of a merged batch (asked only when some rows neither inserted nor changed anything: the rest
+# of those are the duplicates the merge replaced by a later row).
+_DISTINCT_QSOS = f"SELECT count(*) FROM (SELECT DISTINCT {_KEY} FROM qso_staging) d"
 
 
 # The first duplicates of a batch just stored through staging, asked only while the import's list of
@@ -200,8 +202,13 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
         return Stored(inserted, rows - inserted)
     counted = await (await conn.execute(_MERGE)).fetchone()
     assert counted is not None
-    inserted, merged, distinct = counted
-    return Stored(inserted, rows - distinct, merged, distinct - inserted - merged)
+    inserted, merged = counted
+    unchanged = rows - inserted - merged
+    if not unchanged:
+        return Stored(inserted, 0, merged)
+    distinct = await (await conn.execute(_DISTINCT_QSOS)).fetchone()
+    assert distinct is not None
+    return Stored(inserted, rows - distinct[0], merged, distinct[0] - inserted - merged)
 
 
 async def _straight_in(conn: TrioConnection, data: bytes) -> bool:
