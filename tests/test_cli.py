@@ -103,8 +103,38 @@ def test_import_refuses_what_is_not_adif_and_fails_when_nothing_was_imported(env
                    "<CALL:4>K1AB<QSO_DATE:8>20240101<TIME_ON:4>1200<BAND:3>20m<FREQ:3>7.1<EOR>\n")
     failed = run("import", str(bad), "--owner", "W1AW", env=env)
     assert failed.returncode == 1
-    assert "inserted 0, duplicates 0, merged 0, rejected 2" in failed.stderr
+    assert "inserted 0, duplicates 0, merged 0, up to date 0, rejected 2" in failed.stderr
     assert "MODE: 'BANANA' is not an ADIF mode" in failed.stderr
     warned = run("import", str(ADIF / "loghx_single.adi"), "--owner", "W1AW", env=env)
     assert warned.returncode == 0 and "inserted 1" in warned.stderr
     assert "  warning, record 1:" in warned.stderr  # the warnings the HTTP summary lists
+
+
+def test_a_lotw_dxcc_credit_report_imports_its_confirmations_with_a_note(env: dict[str, str]) -> None:
+    """LoTW's DXCC QSL Card Report has no TIME_ON or MODE: its records become confirmations by call, band,
+    mode group and date, and the summary says so (it rejected every record with `TIME_ON: missing`)."""
+    assert run("user", "add", "W1AW", env=env).returncode == 0
+    imported = run("import", str(ADIF / "lotw_qslcards_dxcc_report.adi"), "--owner", "W1AW", env=env)
+    assert imported.returncode == 0, imported.stderr
+    assert "read 1, inserted 1, duplicates 0, merged 0, up to date 0, rejected 0" in imported.stderr
+    assert "warning, byte 0: a LoTW DXCC QSL Card Report" in imported.stderr
+    assert "stored at 00:00 UTC" in imported.stderr
+    exported = run("export", "--owner", "W1AW", env=env).stdout
+    assert "<CALL:6>VA1RJR <QSO_DATE:8>20230216 <TIME_ON:6>000000 <BAND:3>17m <LOTW_QSL_RCVD:1>Y" in exported
+    assert "<APP_HAMSRV_NOTE:" in exported and "<APP_LOTW_MODEGROUP:4>DATA" in exported
+
+
+def test_oversized_records_are_rejected_by_the_import_as_by_the_api(env: dict[str, str], tmp_path: Path) -> None:
+    """Issue 14's sizes: a 20 MB comment, 100,000 extra fields (the API answers both with 413)."""
+    assert run("user", "add", "W1AW", env=env).returncode == 0
+    qso = "<CALL:4>W1AW<QSO_DATE:8>20240101<TIME_ON:4>{}<BAND:3>20m<MODE:2>CW"
+    big = tmp_path / "big.adi"
+    big.write_text(qso.format("1200") + "<COMMENT:20000000>" + "x" * 20_000_000 + "<EOR>\n"
+                   + qso.format("1201") + "".join(f"<APP_T_F{i}:1>1" for i in range(100_000)) + "<EOR>\n"
+                   + qso.format("1202") + "<COMMENT:2>ok<EOR>\n")
+    result = run("import", str(big), "--owner", "W1AW", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "read 3, inserted 1, duplicates 0, merged 0, up to date 0, rejected 2" in result.stderr
+    # the comment was dropped with a warning and the QSO stored; now refused as the API refuses it
+    assert "rejected record 1 (byte 68): COMMENT: longer than 65536 bytes\n" in result.stderr
+    assert "rejected record 2 (byte 20000092): record: record 2 is larger than 1048576 bytes" in result.stderr

@@ -11,7 +11,7 @@ caller's transaction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
@@ -65,12 +65,27 @@ class CopyRows:
 
 
 @dataclass(slots=True)
+class Duplicate:
+    """A row of the batch that was not stored: its position in the batch (1 = first row) and its QSO."""
+
+    row: int
+    call: str
+    start_at: datetime
+    band: str | None
+    mode: str | None
+
+
+@dataclass(slots=True)
 class Stored:
-    """What one batch did to `qsos`: inserted + duplicates + merged = rows sent."""
+    """What one batch did to `qsos`: inserted + duplicates + merged + up_to_date = rows sent. A merge
+    counts as duplicates only the rows a later row of the same batch replaced; the QSOs it found stored
+    with nothing to change are `up_to_date`. `duplicate_rows` names the first duplicates (see store_rows)."""
 
     inserted: int = 0
     duplicates: int = 0
     merged: int = 0
+    up_to_date: int = 0
+    duplicate_rows: list[Duplicate] = field(default_factory=list)
 
 
 _COLUMNS = ", ".join(_ROW_COLUMNS)
@@ -102,10 +117,11 @@ _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronou
 # Merge: one INSERT ... ON CONFLICT DO UPDATE, so each QSO of the batch costs one probe of the dedupe
 # index: a new QSO is inserted, a stored one takes the incoming QSL fields that are set (in place:
 # see the fillfactor in migration 0006). Only QSOs whose QSL fields really change count as merged
-# (the WHERE), the others are duplicates; `xmax = 0` tells an inserted row from an updated one. A
+# (the WHERE), the others are up to date; `xmax = 0` tells an inserted row from an updated one. A
 # statement may not update a row twice, so the batch holds each QSO once: when it has the same QSO
-# twice, the later record wins. Taken in the dedupe index's order (start minute first), which is
-# also the order on disk of a logbook imported in time order, so probes and updates walk forward.
+# twice, the later record wins (the earlier is a duplicate). Taken in the dedupe index's order (start
+# minute first), which is also the order on disk of a logbook imported in time order, so probes and
+# updates walk forward.
 _KEY = "date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, '')"
 _MERGE = (
     f"WITH stored AS (INSERT INTO qsos ({_COLUMNS}) SELECT {_COLUMNS} FROM"
@@ -115,6 +131,30 @@ _MERGE = (
     " WHERE " + " OR ".join(f"qsos.{c} IS DISTINCT FROM coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS)
     + " RETURNING xmax = 0 AS new)"
     " SELECT count(*) FILTER (WHERE new), count(*) FILTER (WHERE NOT new) FROM stored")
+# The QSOs of a merged batch (asked only when some rows neither inserted nor changed anything: the rest
+# of those are the duplicates the merge replaced by a later row).
+_DISTINCT_QSOS = f"SELECT count(*) FROM (SELECT DISTINCT {_KEY} FROM qso_staging) d"
+
+
+# The first duplicates of a batch just stored through staging, asked only while the import's list of
+# duplicates has room: rows are numbered in COPY order. A row is a duplicate when an earlier row of the
+# batch has the same QSO (a merge keeps the later one instead), or, without merge, when the stored QSO
+# is not the one this transaction inserted. Without merge the batch's first pages are asked first: a
+# re-upload's first rows are duplicates, so the listing costs a few hundred index probes, not a batch's.
+def _duplicates(*, merge: bool, first_pages: bool = False) -> str:
+    earlier_first = "DESC" if merge else "ASC"
+    stored_before = "" if merge else (f" OR EXISTS (SELECT FROM qsos q WHERE {_SAME_QSO}"
+                                      " AND q.xmin <> pg_current_xact_id()::xid)")
+    prefix = f" WHERE ctid < '({_FIRST_PAGES},0)'::tid" if first_pages else ""
+    return ("SELECT n, call, start_at, band, mode FROM (SELECT row_number() OVER (ORDER BY ctid) AS n,"
+            f" row_number() OVER (PARTITION BY {_KEY} ORDER BY ctid {earlier_first}) AS nth, *"
+            f" FROM qso_staging{prefix}) s WHERE nth > 1{stored_before} ORDER BY n LIMIT %s")
+
+
+_FIRST_PAGES = 4
+_DUPLICATES = {merge: _duplicates(merge=merge) for merge in (False, True)}
+_DUPLICATES_FIRST_PAGES = _duplicates(merge=False, first_pages=True)
+
 
 async def prepare_connection(conn: TrioConnection) -> None:
     """Create the session's staging table (once per connection; rows vanish at each commit)."""
@@ -123,14 +163,26 @@ async def prepare_connection(conn: TrioConnection) -> None:
 
 
 async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, *, merge: bool,
-                     starts: tuple[datetime, datetime] | None = None, expect_new: bool = False) -> Stored:
+                     starts: tuple[datetime, datetime] | None = None, expect_new: bool = False,
+                     list_duplicates: int = 0) -> Stored:
     """Store `rows` QSOs of `owner_id`, encoded by CopyRows as `data`; `starts` is the range of their
     start times. `expect_new` says the previous batch of the same import held no duplicate, so this
-    one most likely holds none either, whatever its time range. The caller holds a transaction on
-    `conn` (and commits it with its progress counters); prepare_connection() must have run on `conn`.
+    one most likely holds none either, whatever its time range. Up to `list_duplicates` of the batch's
+    duplicates are named in the result. The caller holds a transaction on `conn` (and commits it with
+    its progress counters); prepare_connection() must have run on `conn`.
     Raises RefusedData when PostgreSQL rejects the data."""
     with translated():
-        return await _store_rows(conn, owner_id, data, rows, merge, starts, expect_new)
+        stored = await _store_rows(conn, owner_id, data, rows, merge, starts, expect_new)
+        wanted = min(list_duplicates, stored.duplicates)
+        if wanted > 0:
+            stored.duplicate_rows = [] if merge else await _first_duplicates(conn, _DUPLICATES_FIRST_PAGES, wanted)
+            if len(stored.duplicate_rows) < wanted:
+                stored.duplicate_rows = await _first_duplicates(conn, _DUPLICATES[merge], wanted)
+        return stored
+
+
+async def _first_duplicates(conn: TrioConnection, query: str, wanted: int) -> list[Duplicate]:
+    return [Duplicate(*row) for row in await (await conn.execute(query, [wanted])).fetchall()]
 
 
 async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, merge: bool,
@@ -145,13 +197,18 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
         return Stored(inserted=rows)
     async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
-    if merge:
-        counted = await (await conn.execute(_MERGE)).fetchone()
-        assert counted is not None
-        inserted, merged = counted
-    else:
-        inserted, merged = (await conn.execute(_INSERT)).rowcount, 0
-    return Stored(inserted, rows - inserted - merged, merged)
+    if not merge:
+        inserted = (await conn.execute(_INSERT)).rowcount
+        return Stored(inserted, rows - inserted)
+    counted = await (await conn.execute(_MERGE)).fetchone()
+    assert counted is not None
+    inserted, merged = counted
+    unchanged = rows - inserted - merged
+    if not unchanged:
+        return Stored(inserted, 0, merged)
+    distinct = await (await conn.execute(_DISTINCT_QSOS)).fetchone()
+    assert distinct is not None
+    return Stored(inserted, rows - distinct[0], merged, distinct[0] - inserted - merged)
 
 
 async def _straight_in(conn: TrioConnection, data: bytes) -> bool:

@@ -17,12 +17,14 @@ _LOCK_BASE = 0x696D706F << 32  # "impo": advisory lock key = base + job id
 
 
 async def create_job(conn: TrioConnection, owner_id: int, *, filename: str | None, options: dict[str, Any],
-                     idempotency_key: str | None) -> tuple[int, bool]:
+                     idempotency_key: str | None, fingerprint: bytes | None = None) -> tuple[int, bool]:
     """(job id, created). With an idempotency key already used by this owner, the existing job's id
-    and False; a concurrent request with the same key waits for the first one to commit."""
-    rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key)"
-                                " VALUES (%s, %s, %s, %s) ON CONFLICT (owner_id, idempotency_key) DO NOTHING"
-                                " RETURNING id", [owner_id, filename, jsonb(options), idempotency_key])
+    and False (its `upload_sha256` is the `fingerprint` of the request that made it); a concurrent
+    request with the same key waits for the first one to commit."""
+    rows = await fetch_on(conn, "INSERT INTO import_jobs (owner_id, filename, options, idempotency_key,"
+                                " upload_sha256) VALUES (%s, %s, %s, %s, %s)"
+                                " ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING id",
+                          [owner_id, filename, jsonb(options), idempotency_key, fingerprint])
     if rows:
         return rows[0]["id"], True
     existing = await fetch_on(conn, "SELECT id FROM import_jobs WHERE owner_id = %s AND idempotency_key = %s",
@@ -80,21 +82,24 @@ async def read_chunk(db: Database, job_id: int, seq: int) -> bytes | None:
 _CHECKPOINT = (
     "UPDATE import_jobs SET records_read = %(last)s, bytes_done = greatest(bytes_done, %(bytes)s),"
     " inserted = inserted + %(inserted)s, duplicates = duplicates + %(duplicates)s,"
-    " merged = merged + %(merged)s, rejected = rejected + %(rejected)s,"
+    " merged = merged + %(merged)s, up_to_date = up_to_date + %(up_to_date)s,"
+    " rejected = rejected + %(rejected)s, duplicate_records = duplicate_records || %(duplicate_records)s,"
     " warning_count = warning_count + %(warned)s, rejects = rejects || %(rejects)s,"
     " warnings = warnings || %(warnings)s"
     " WHERE id = %(id)s AND records_read = %(expected)s")
 
 
 async def save_progress(conn: TrioConnection, job_id: int, *, expected: int, last: int, bytes_done: int,
-                        inserted: int, duplicates: int, merged: int, rejected: int, warned: int,
-                        rejects: list[dict[str, Any]], warnings: list[dict[str, Any]]) -> bool:
+                        inserted: int, duplicates: int, merged: int, up_to_date: int, rejected: int,
+                        warned: int, rejects: list[dict[str, Any]], warnings: list[dict[str, Any]],
+                        duplicate_records: list[dict[str, Any]]) -> bool:
     """Add a stored batch to the job's totals; False when the job is no longer at record `expected`
     (another run stored these records)."""
     touched = await execute_on(conn, _CHECKPOINT, {
         "id": job_id, "expected": expected, "last": last, "bytes": bytes_done, "inserted": inserted,
-        "duplicates": duplicates, "merged": merged, "rejected": rejected, "warned": warned,
-        "rejects": jsonb(rejects), "warnings": jsonb(warnings)})
+        "duplicates": duplicates, "merged": merged, "up_to_date": up_to_date, "rejected": rejected,
+        "warned": warned, "rejects": jsonb(rejects), "warnings": jsonb(warnings),
+        "duplicate_records": jsonb(duplicate_records)})
     return touched == 1
 
 

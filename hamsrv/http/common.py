@@ -233,8 +233,10 @@ def rate_limited(buckets: Buckets, key: str, what: str) -> None:
 
 
 def streams_body(handler: Handler) -> Handler:
-    """Mark a POST route that streams its body itself: an Idempotency-Key's fingerprint then covers the
-    method, path and query but not the body (a retried upload is not read again)."""
+    """Mark a POST route that streams its body itself. An Idempotency-Key's fingerprint here covers the
+    method, path and query (a retry while the first request runs is a 409 at once); a retry after it
+    ran is not replayed but runs the route again, which tells it by its body (imports: the job's upload
+    SHA-256) and answers 422 for another body under the key."""
     handler.streams_body = True  # type: ignore[attr-defined]
     return handler
 
@@ -273,20 +275,38 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_REPLAY_BODY = 256 * 1024  # answers larger than this are not kept (a retry then gets 409)
 
 
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key, None without one; 400 when it is not 1 to 200 printable characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
+        raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+                       "Idempotency-Key")
+    return key
+
+
+def request_digest() -> Any:
+    """SHA-256 of the request's method, path and query: an Idempotency-Key fingerprint adds the body."""
+    return hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+
+
+KEY_REUSED = "this Idempotency-Key was used for a different request (method, path, query or body); use a new key"
+
+
 async def idempotent(state: AppState, user: Row, handler: Handler, args: Any, kwargs: Any) -> Response:
     """The first answer to this user's POST with this Idempotency-Key, recorded in PostgreSQL: a retry
     of the same request gets it again (`Idempotent-Replayed: true`), the same key with another request
     a 422, a retry while the first still runs a 409. Server errors are not kept, so a retry runs again."""
-    key = request.headers["Idempotency-Key"]
-    if not (0 < len(key) <= MAX_IDEMPOTENCY_KEY and key.isprintable()):
-        raise ApiError(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
-                       "Idempotency-Key")
-    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
-    if not getattr(handler, "streams_body", False):
+    key = idempotency_key()
+    assert key is not None
+    digest = request_digest()
+    streams = getattr(handler, "streams_body", False)
+    if not streams:
         g.hamsrv_body = await read_body(state.max_json_bytes, state.body_timeout)
         digest.update(g.hamsrv_body)
     stored = await idempotency.claim(state.db, user["id"], key, digest.digest())
     if stored is not None:
+        if streams and stored["status"] is not None and stored["fingerprint"] == digest.digest():
+            return await handler(user, *args, **kwargs)  # type: ignore[no-any-return]  # see streams_body
         return _replay(stored, digest.digest())
     try:
         response = await make_response(await handler(user, *args, **kwargs))
@@ -307,8 +327,7 @@ async def idempotent(state: AppState, user: Row, handler: Handler, args: Any, kw
 
 def _replay(stored: Row, fingerprint: bytes) -> Response:
     if stored["fingerprint"] != fingerprint:
-        raise ApiError(422, "this Idempotency-Key was used for a different request (method, path, query "
-                            "or body); use a new key", "Idempotency-Key")
+        raise ApiError(422, KEY_REUSED, "Idempotency-Key")
     if stored["status"] is None:
         raise ApiError(409, "a request with this Idempotency-Key is still being processed; retry later",
                        "Idempotency-Key")

@@ -25,12 +25,15 @@ from werkzeug.sansio.multipart import Data, Epilogue, File, MultipartDecoder, Ne
 from hamsrv.db.database import Row
 from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job, list_jobs
 from hamsrv.http.common import (
+    KEY_REUSED,
     ApiError,
     AppState,
     authenticated,
     body_chunks,
     error,
+    idempotency_key,
     parse_time,
+    request_digest,
     streams_body,
     websocket_user,
 )
@@ -94,10 +97,13 @@ async def _multipart_file(boundary: bytes, body: AsyncIterator[bytes], meta: dic
 
 
 class _Upload:
-    """Spools the body to a file and checks, early, that it is ADIF at all."""
+    """Spools the body to a file and checks, early, that it is ADIF at all. `fingerprint` (SHA-256 of
+    method, path, query and the file as spooled, not its multipart wrapping, whose boundary a retry
+    changes) tells a retry from another upload under the same Idempotency-Key."""
 
     def __init__(self, spool: IO[bytes], limit: int):
         self.spool, self.limit = spool, limit
+        self.fingerprint = request_digest()
         self.size = 0
         self.pending = bytearray()
         self.head = b""
@@ -112,6 +118,7 @@ class _Upload:
             if len(self.head) >= SNIFF_BYTES:
                 self.check()
         self.pending += data
+        self.fingerprint.update(data)
         if len(self.pending) >= CHUNK_BYTES:
             await self._write()
 
@@ -163,8 +170,10 @@ def register(app: QuartTrio, state: AppState) -> None:
     @authenticated
     @streams_body
     async def create_import(user: Row) -> Response:
-        """A retry with the same Idempotency-Key gets the first 202 from `authenticated` and is not read."""
-        key = request.headers.get("Idempotency-Key")
+        """The upload is spooled before a job is made (see _Upload). An Idempotency-Key is kept with the
+        job: a retry of the same upload gets the job again, another upload under the key a 422
+        (`authenticated` answers a retry while the first upload runs, see streams_body)."""
+        key = idempotency_key()
         merge = _flag("merge", request.args.get("merge"))
         if request.content_length is not None and request.content_length > state.max_upload_bytes:
             raise ApiError(413, f"the upload is larger than {state.max_upload_bytes} bytes")
@@ -181,9 +190,10 @@ def register(app: QuartTrio, state: AppState) -> None:
                 await upload.add(data)
             fmt = await upload.finish()
             async with state.db.transaction() as conn:
+                fingerprint = upload.fingerprint.digest()
                 job_id, created = await create_job(conn, user["id"], filename=request.args.get("filename")
                                                    or meta.get("filename"), options={"merge": merge},
-                                                   idempotency_key=key)
+                                                   idempotency_key=key, fingerprint=fingerprint)
                 if created:
                     seq = 0
                     async for piece in upload.pieces():
@@ -195,7 +205,11 @@ def register(app: QuartTrio, state: AppState) -> None:
             return _accepted(job_id, "queued")  # as committed (the runner may have claimed it since)
         job = await get_job(state.db, user["id"], job_id)
         assert job is not None
-        return _accepted(job_id, job["status"])
+        if job["upload_sha256"] not in (None, fingerprint):
+            raise ApiError(422, KEY_REUSED, "Idempotency-Key")
+        response = _accepted(job_id, job["status"])
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
 
     def _accepted(job_id: int, status: str) -> Response:
         response = jsonify({"id": job_id, "status": status})

@@ -17,9 +17,9 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from hamsrv.http.common import AppState
+from hamsrv.ingest.jobs import RECORD_COUNTS
 
 ACCESS_LOG = logging.getLogger("hamsrv.access")
-_OUTCOMES = ("records_read", "inserted", "duplicates", "merged", "rejected")
 
 
 def install(app: QuartTrio, state: AppState) -> None:
@@ -72,14 +72,14 @@ class ImportFigures:
 
     async def refresh(self, state: AppState) -> None:
         rows = await state.db.fetch(
-            "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in _OUTCOMES) +
+            "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in RECORD_COUNTS) +
             ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
             "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")
         self.jobs = {s: 0.0 for s in ("receiving", "queued", "running", "done", "failed")}
-        self.records = {o: 0.0 for o in _OUTCOMES}
+        self.records = {o: 0.0 for o in RECORD_COUNTS}
         self.rate = 0.0
         for row in rows:
             self.jobs[row["status"]] = float(row["jobs"])
-            for outcome in _OUTCOMES:
+            for outcome in RECORD_COUNTS:
                 self.records[outcome] += float(row[outcome] or 0)
             self.rate += float(row["rate"] or 0)

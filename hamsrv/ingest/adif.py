@@ -58,6 +58,7 @@ class ParseProblem:
     record_number: int
     offset: int
     message: str
+    field: str | None = None  # a field dropped for its size: the import refuses the record, as the API does
 
 
 @dataclass(slots=True, frozen=True)
@@ -76,6 +77,14 @@ def is_lotw_report(header: Header | None) -> bool:
         return False
     return (header.fields.get("PROGRAMID", "").strip().upper() == "LOTW"
             or header.preamble.startswith("ARRL Logbook of the World Status Report"))
+
+
+def is_lotw_credit_report(header: Header | None) -> bool:
+    """True for LoTW's DXCC QSL Card Report (qslcards.php): credited QSOs, without time of day or mode."""
+    if header is None:
+        return False
+    return ("qslcards.php" in header.fields.get("PROGRAMID", "").lower()
+            or header.preamble.startswith("ARRL Logbook of the World DXCC QSL Card Report"))
 
 
 def _utf8(raw: str) -> str | None:
@@ -273,10 +282,11 @@ class AdiParser(_Events):
         self._count += count
 
     # -- helpers
-    def _problem(self, message: str, offset: int, record_number: int | None = None) -> None:
+    def _problem(self, message: str, offset: int, record_number: int | None = None, *,
+                 field: str | None = None) -> None:
         if record_number is None:
             record_number = 0 if self._in_header else self._count + 1
-        self._events.append(ParseProblem(record_number, offset, message))
+        self._events.append(ParseProblem(record_number, offset, message, field))
 
     def _new_record(self) -> None:
         if self._repeated:
@@ -444,7 +454,7 @@ class AdiParser(_Events):
                 continue
             if length > self.max_field_bytes:
                 self._problem(f"field {name} declares {length} bytes, over the limit of "
-                              f"{self.max_field_bytes}; ignored", self._base + start)
+                              f"{self.max_field_bytes}; ignored", self._base + start, field=name.upper())
                 continue
             end = pos + length
             value = text[pos:end]
@@ -701,7 +711,7 @@ class AdxParser(_Events):
         limit = self.max_header_bytes if in_header else self.max_record_bytes
         if len(value.encode()) > self.max_field_bytes:
             self._events.append(ParseProblem(number, offset, f"field {tag} is longer than "
-                                             f"{self.max_field_bytes} bytes; ignored"))
+                                             f"{self.max_field_bytes} bytes; ignored", tag))
         elif self._size > limit and not self._oversized:
             self._oversized = True
             what = "header" if in_header else f"record {number}"

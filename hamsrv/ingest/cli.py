@@ -21,7 +21,7 @@ from hamsrv.errors import HamsrvError, InputError
 from hamsrv.identity.tokens import get_user
 from hamsrv.ingest.adif import SNIFF_BYTES, looks_like_adif
 from hamsrv.ingest.export import FORMATS, export_qsos
-from hamsrv.ingest.jobs import CHUNK_BYTES, ImportResult, import_stream
+from hamsrv.ingest.jobs import CHUNK_BYTES, RECORD_COUNTS, ImportResult, import_stream
 from hamsrv.ingest.normalize import use_entities
 
 Command = Callable[..., argparse.ArgumentParser]
@@ -61,6 +61,11 @@ class ProgressLine:
                            f"{reject['field'] or 'record'}: {reject['reason']}\n")
         if result.rejected > SHOWN_REJECTS:
             self.out.write(f"  ... and {result.rejected - SHOWN_REJECTS} more rejected\n")
+        for duplicate in result.duplicate_records[:SHOWN_REJECTS]:
+            self.out.write(f"  duplicate record {duplicate['record']}: {duplicate['call']} {duplicate['start']} "
+                           f"{duplicate['band'] or '-'} {duplicate['mode'] or '-'}\n")
+        if result.duplicates > SHOWN_REJECTS:
+            self.out.write(f"  ... and {result.duplicates - SHOWN_REJECTS} more duplicates\n")
         for warning in result.warnings[:SHOWN_REJECTS]:  # what the HTTP job summary lists as warnings
             where = f"record {warning['record']}" if warning.get("record") else f"byte {warning['offset']}"
             self.out.write(f"  warning, {where}: {warning['reason']}\n")
@@ -87,13 +92,13 @@ def check_adif_file(path: Path) -> None:
 
 def failed(result: ImportResult) -> bool:
     """Nothing stored because of errors: every record rejected, or no record found at all."""
-    stored = result.inserted + result.duplicates + result.merged
+    stored = result.inserted + result.duplicates + result.merged + result.up_to_date
     return stored == 0 and (result.rejected > 0 or result.records_read == 0)
 
 
 def summary_line(result: ImportResult) -> str:
     return (f"read {result.records_read:,}, inserted {result.inserted:,}, duplicates {result.duplicates:,}, "
-            f"merged {result.merged:,}, rejected {result.rejected:,}")
+            f"merged {result.merged:,}, up to date {result.up_to_date:,}, rejected {result.rejected:,}")
 
 
 async def owner_of(db: Database, callsign: str) -> Row:
@@ -115,8 +120,7 @@ async def import_files(db: Database, owner: str, paths: list[Path], *, merge: bo
         progress.done(result)
         results.append(result)
     if len(results) > 1:
-        total = ImportResult(**{k: sum(getattr(r, k) for r in results) for k in
-                                ("records_read", "inserted", "duplicates", "merged", "rejected")})
+        total = ImportResult(**{k: sum(getattr(r, k) for r in results) for k in RECORD_COUNTS})
         out.write(f"total: {summary_line(total)}\n")
     return results
 

@@ -22,6 +22,7 @@ from hamsrv.ingest.adif import (
     LotwEof,
     ParseProblem,
     Record,
+    is_lotw_credit_report,
     is_lotw_report,
     parser_for,
 )
@@ -33,6 +34,9 @@ _SNIFF_BYTES = 64
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # binary COPY times count microseconds from it
 _ONE_US = timedelta(microseconds=1)
 _NO_START = 2**63 - 1
+CREDIT_REPORT = ("a LoTW DXCC QSL Card Report: each record is a DXCC credit, imported as a LoTW confirmation by "
+                 "call, band, mode group and date; it has no time of day, so each QSO is stored at 00:00 UTC "
+                 "with a note in APP_HAMSRV_NOTE")
 
 if _fastadi.COLUMNS != QSO_COLUMNS:  # the C file knows the columns by position
     raise ImportError("hamsrv/ingest/_fastadi.c does not match model.QSO_COLUMNS (rebuild: make test)")
@@ -55,6 +59,16 @@ class Batch:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     final: bool = False
     starts: tuple[datetime, datetime] | None = None  # earliest and latest start time of the rows
+
+    def record_of_row(self, row: int) -> int:
+        """The record number of the batch's `row`-th row (1 = first): rows are the batch's records
+        that are not rejects, in input order."""
+        number = self.first_record - 1 + row
+        for rejected in sorted(r["record"] for r in self.rejects):
+            if rejected > number:
+                break
+            number += 1
+        return number
 
 
 def _problem(record: int, offset: int, field_name: str | None, reason: str) -> dict[str, Any]:
@@ -138,6 +152,8 @@ class BatchMaker:
             elif isinstance(event, Header):
                 self.header = event
                 self.lotw_report = is_lotw_report(event)
+                if is_lotw_credit_report(event) and self.skip_through == 0:
+                    self._warnings.append(_problem(0, 0, None, CREDIT_REPORT))
             elif isinstance(event, LotwEof):
                 self.lotw_eof = True
         if self._closed:
@@ -207,6 +223,12 @@ class BatchMaker:
         self._offset = record.offset
         problems = self._pending.pop(number, [])
         if number <= self.skip_through:
+            return
+        oversized = next((p for p in problems if p.field), None)
+        if oversized is not None:  # the API refuses such a QSO: so does the import, naming the field
+            assert self.parser is not None
+            self._rejects.append(_problem(number, oversized.offset, oversized.field,
+                                          f"longer than {self.parser.max_field_bytes} bytes"))
             return
         for p in problems:
             self._warnings.append(_problem(number, p.offset, None, p.message))

@@ -31,9 +31,11 @@ from hamsrv.ingest.copy import DEFAULT_BATCH_RECORDS, Batch, BatchMaker
 log = logging.getLogger(__name__)
 
 MAX_STORED_PROBLEMS = 1000  # rejects (and warnings) kept per job; the counts go on past it
+LISTED_DUPLICATES = 20      # duplicates named per job (a re-upload is all duplicates: the count says it)
 CHUNK_BYTES = 1 << 20       # upload chunk stored per import_chunks row, and the CLI's read size
 UNLOCK_TIMEOUT = 5.0        # seconds the advisory unlock may take, even while shutting down
-_COUNTERS = ("records_read", "inserted", "duplicates", "merged", "rejected", "warning_count")
+RECORD_COUNTS = ("records_read", "inserted", "duplicates", "merged", "up_to_date", "rejected")
+_COUNTERS = (*RECORD_COUNTS, "warning_count")
 
 
 class ImportFailed(HamsrvError):
@@ -42,32 +44,43 @@ class ImportFailed(HamsrvError):
 
 @dataclass
 class ImportResult:
-    """Running totals of one import; `records_read` = inserted + duplicates + merged + rejected."""
+    """Running totals of one import; `records_read` = inserted + duplicates + merged + up_to_date +
+    rejected. A merge's duplicates are only records repeated later in the same batch (see db.bulk.Stored)."""
 
     records_read: int = 0
     inserted: int = 0
     duplicates: int = 0
     merged: int = 0
+    up_to_date: int = 0
     rejected: int = 0
     warning_count: int = 0
     bytes_done: int = 0
     rejects: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    duplicate_records: list[dict[str, Any]] = field(default_factory=list)
 
     def kept_problems(self, batch: Batch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The batch's rejects and warnings that still fit under the stored cap."""
         return (batch.rejects[:max(0, MAX_STORED_PROBLEMS - len(self.rejects))],
                 batch.warnings[:max(0, MAX_STORED_PROBLEMS - len(self.warnings))])
 
+    def kept_duplicates(self, batch: Batch, stored: Stored) -> list[dict[str, Any]]:
+        """The batch's named duplicates that still fit in the list, with their record numbers."""
+        room = max(0, LISTED_DUPLICATES - len(self.duplicate_records))
+        return [{"record": batch.record_of_row(d.row), "call": d.call, "start": json_value(d.start_at),
+                 "band": d.band, "mode": d.mode} for d in stored.duplicate_rows[:room]]
+
     def add(self, batch: Batch, stored: Stored) -> None:
         """Count the batch in."""
         new_rejects, new_warnings = self.kept_problems(batch)
         self.rejects.extend(new_rejects)
         self.warnings.extend(new_warnings)
+        self.duplicate_records.extend(self.kept_duplicates(batch, stored))
         self.records_read = batch.last_record
         self.inserted += stored.inserted
         self.duplicates += stored.duplicates
         self.merged += stored.merged
+        self.up_to_date += stored.up_to_date
         self.rejected += len(batch.rejects)
         self.warning_count += len(batch.warnings)
         self.bytes_done = max(self.bytes_done, batch.end_offset)
@@ -145,8 +158,9 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
                 expect_new = False
                 async for batch in receive:
                     async with conn.transaction():
-                        stored = await store_rows(conn, owner_id, batch.data, batch.rows, merge=merge,
-                                                  starts=batch.starts, expect_new=expect_new)
+                        stored = await store_rows(
+                            conn, owner_id, batch.data, batch.rows, merge=merge, starts=batch.starts,
+                            expect_new=expect_new, list_duplicates=LISTED_DUPLICATES - len(result.duplicate_records))
                         if checkpoint is not None:
                             await checkpoint(conn, batch, stored, result)
                     result.add(batch, stored)
@@ -164,11 +178,11 @@ async def _store_batches(conn: TrioConnection, owner_id: int, receive: trio.Memo
 
 # ------------------------------------------------------------------------------------- durable jobs
 _SUMMARY_FIELDS = ("id", "status", "filename", "format", "options", "size_bytes", "bytes_done",
-                   *_COUNTERS, "error", "created_at", "started_at", "finished_at")
+                   *_COUNTERS, "duplicate_records", "error", "created_at", "started_at", "finished_at")
 
 
 def job_summary(job: Row, *, details: bool = False) -> dict[str, Any]:
-    """A job as JSON; `details` adds the stored rejects and warnings."""
+    """A job as JSON (with the few listed duplicates); `details` adds the stored rejects and warnings."""
     body = {name: json_value(job.get(name)) for name in _SUMMARY_FIELDS}
     if details:
         body["rejects"] = job["rejects"]
@@ -271,7 +285,8 @@ class JobRunner:
     async def _run(self, job: Row) -> None:
         job_id, owner_id = job["id"], job["owner_id"]
         result = ImportResult(**{name: job[name] for name in _COUNTERS}, bytes_done=job["bytes_done"],
-                              rejects=list(job["rejects"]), warnings=list(job["warnings"]))
+                              rejects=list(job["rejects"]), warnings=list(job["warnings"]),
+                              duplicate_records=list(job["duplicate_records"]))
         size = job["size_bytes"]
 
         async def checkpoint(conn: TrioConnection, batch: Batch, stored: Stored, before: ImportResult) -> None:
@@ -279,18 +294,18 @@ class JobRunner:
             saved = await save_progress(
                 conn, job_id, expected=before.records_read, last=batch.last_record,
                 bytes_done=size if batch.final else batch.end_offset, inserted=stored.inserted,
-                duplicates=stored.duplicates, merged=stored.merged, rejected=len(batch.rejects),
-                warned=len(batch.warnings), rejects=rejects, warnings=warnings)
+                duplicates=stored.duplicates, merged=stored.merged, up_to_date=stored.up_to_date,
+                rejected=len(batch.rejects), warned=len(batch.warnings), rejects=rejects, warnings=warnings,
+                duplicate_records=before.kept_duplicates(batch, stored))
             if not saved:  # another run stored these records: never count them twice
                 raise DatabaseError(f"import job {job_id} was advanced by another runner")
 
         def progress(current: ImportResult) -> None:
             self._publish(owner_id, {"type": "progress", "id": job_id, "status": "running",
                                      **current.counters(), "bytes_done": current.bytes_done,
-                                     "size_bytes": size})
+                                     "size_bytes": size, "duplicate_records": current.duplicate_records})
 
-        self._publish(owner_id, {"type": "progress", "id": job_id, "status": "running", **result.counters(),
-                                 "bytes_done": result.bytes_done, "size_bytes": size})
+        progress(result)
         try:
             result = await import_stream(self.db, owner_id, self._chunks(job_id),
                                          merge=bool(job["options"].get("merge")), result=result,

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import trio
 
+from hamsrv import config as config_mod
 from hamsrv.db.database import Database
 from hamsrv.identity.tokens import add_user, issue_token
 from tests.api import running_api
@@ -53,6 +54,11 @@ async def test_http_pool_and_process_metrics_and_the_access_log(db: Database, nu
     assert any('"GET /api/qsos?limit=1" 200' in line for line in lines)
 
 
+def test_the_access_log_is_a_setting() -> None:
+    assert config_mod.load({}, env={"HAMSRV_ACCESS_LOG": "on"}).access_log is True
+    assert config_mod.load({}, env={}).access_log is False
+
+
 async def test_no_access_log_unless_asked(api: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="hamsrv.access")
     async with api.client() as client:
@@ -66,14 +72,18 @@ async def test_import_metrics_and_json_refusals(running: Any) -> None:
     url = f"http://127.0.0.1:{running.http_port}"
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
         data = (TESTDATA / "adif" / "pyadif_latin1.adi").read_bytes()
-        job = (await client.post("/api/imports", content=data)).json()
-        with trio.fail_after(30):
-            while (await client.get(f"/api/imports/{job['id']}")).json()["status"] != "done":
-                await trio.sleep(0.1)
+        broken = b'<?xml version="1.0"?>\n<ADX><HEADER><</ADX>'  # broken XML, no record: the job fails
+        for body, status in ((data, "done"), (broken, "failed")):
+            job = (await client.post("/api/imports", content=body)).json()
+            with trio.fail_after(30):
+                while (await client.get(f"/api/imports/{job['id']}")).json()["status"] != status:
+                    await trio.sleep(0.1)
         text = (await client.get("/metrics")).text
     assert sample(text, "hamsrv_import_jobs", status="done") == 1
+    assert sample(text, "hamsrv_import_jobs", status="failed") == 1  # issue 14: import failures
     assert sample(text, "hamsrv_import_records", outcome="inserted") == 2
     assert sample(text, "hamsrv_import_records", outcome="rejected") == 3
+    assert sample(text, "hamsrv_import_records", outcome="up_to_date") == 0  # a merge's unchanged QSOs
     assert sample(text, "hamsrv_import_records_per_second") == 0  # nothing running now
     # the firehose's own refusals (before the upgrade) have a JSON body too
     stream = await trio.open_tcp_stream("127.0.0.1", running.http_port)

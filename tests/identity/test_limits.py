@@ -170,10 +170,13 @@ async def test_a_retry_while_the_upload_still_runs_is_409_then_the_first_answer(
                     await trio.sleep(0.01)
             busy = await retrying.post("/api/imports", content=data, headers={"Idempotency-Key": "up-1"})
             release.set()
-        again = await retrying.post("/api/imports", content=b"not even ADIF", headers={"Idempotency-Key": "up-1"})
+        again = await retrying.post("/api/imports", content=data, headers={"Idempotency-Key": "up-1"})
+        other = await retrying.post("/api/imports", content=data + data, headers={"Idempotency-Key": "up-1"})
     assert busy.status_code == 409 and "still being processed" in busy.json()["error"]
     assert results["first"].status_code == again.status_code == 202
-    assert again.json() == results["first"].json()  # the body of a retried upload is not read again
+    assert again.json()["id"] == results["first"].json()["id"]
+    # a retried upload is read again and matched by its body (issue 14: another file got the first job)
+    assert other.status_code == 422 and other.json()["field"] == "Idempotency-Key"
     assert len(await api.state.db.fetch("SELECT id FROM import_jobs")) == 1
 
 

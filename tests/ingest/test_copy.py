@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[int, int, int, int]] = {
     "log4om2_export.adi": (122, 0, 0, 0),
     "loghx_single.adi": (1, 0, 0, 1),
     "lotw_detailed_single.adi": (1, 0, 0, 0),
-    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, 0),
+    "lotw_qslcards_dxcc_report.adi": (1, 0, 0, 1),  # the warning says what a DXCC credit report holds
     "lotwreport_k5dru_crlf.adi": (2899, 0, 0, 0),
     "lotwreport_k9cts.adi": (437, 1, 0, 0),
     "minos_vhf_contest.adi": (45, 0, 0, 0),
@@ -183,8 +183,9 @@ async def test_merge_updates_qsl_fields_of_matching_qsos(db: Database):
     confirmed = "SELECT count(*) AS n FROM qsos WHERE owner_id = %s AND lotw_qsl_rcvd = 'Y' AND qsl_rcvd IS NULL"
     assert await db.fetchrow(confirmed, [merging]) == {"n": 437}
     assert await db.fetchrow(confirmed, [plain]) == {"n": 0}
-    again = await import_bytes(db, merging, lotw, merge=True)  # nothing changes: duplicates, not merges
-    assert (again.merged, again.inserted, again.duplicates) == (0, 0, 438)
+    assert merged.up_to_date == 0
+    again = await import_bytes(db, merging, lotw, merge=True)  # nothing changes: up to date, not merges
+    assert (again.merged, again.inserted, again.duplicates, again.up_to_date) == (0, 0, 1, 437)
 
 
 async def test_merge_keeps_fields_the_report_does_not_set(db: Database):

@@ -13,6 +13,7 @@ import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from hamsrv.db.database import Database
+from hamsrv.http.common import KEY_REUSED
 from hamsrv.ingest.jobs import JobRunner
 from tests import testdata
 from tests.api import Api, running_api
@@ -134,13 +135,34 @@ async def test_idempotency_key_gives_the_same_job(server: Api):
         second = await wait_done(client, other.headers["Location"])
         assert (job["inserted"], second["inserted"], second["duplicates"]) == (126, 0, 126)
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
+        assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
         bad = await client.post("/api/imports", content=data, headers={"Idempotency-Key": "x" * 201})
-        assert bad.status_code == 400
-        # the same key with other options is a 422, not the old job (the identity mechanism fingerprints an
-        # upload by method, path and query: a retried upload's body is not read again)
+        assert bad.status_code == 400 and bad.json()["field"] == "Idempotency-Key"
+        # the same key with other options, or with another file, is a 422 (IETF Idempotency-Key draft), not
+        # the old job (issue 14: another file under a used key got the first job, silently)
         reused = await client.post("/api/imports?merge=true", content=data, headers={"Idempotency-Key": "upload-1"})
         assert reused.status_code == 422 and reused.json()["field"] == "Idempotency-Key", reused.text
+        other_file = (TESTDATA / "hamrs_pota.adi").read_bytes()
+        for upload in ({"content": other_file}, {"files": {"file": ("log.adi", other_file)}}):
+            reused = await client.post("/api/imports", headers={"Idempotency-Key": "upload-1"}, **upload)
+            assert reused.status_code == 422, reused.text
+            assert reused.json() == {"error": KEY_REUSED, "field": "Idempotency-Key"}
         assert len((await client.get("/api/imports")).json()["imports"]) == 2
+
+
+async def test_a_retried_multipart_upload_is_the_same_request_whatever_its_boundary(server: Api):
+    """The fingerprint covers the file as spooled, not the multipart wrapping (a new boundary per try)."""
+    data = (TESTDATA / "adifmaster_ft8.adi").read_bytes()
+    async with server.client(server.token) as client:
+        ids = set()
+        for boundary in ("first-try", "second-try"):
+            body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"ft8.adi\"\r\n\r\n"
+                    .encode() + data + f"\r\n--{boundary}--\r\n".encode())
+            response = await client.post("/api/imports", content=body, headers={
+                "Idempotency-Key": "multi", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+            assert response.status_code == 202, response.text
+            ids.add(response.json()["id"])
+        assert len(ids) == 1
 
 
 async def test_websocket_pushes_progress_to_the_owner(server: Api):
@@ -155,6 +177,44 @@ async def test_websocket_pushes_progress_to_the_owner(server: Api):
     assert {e["id"] for e in events} == {job_id}
     assert any(e["status"] == "running" and 0 < e["records_read"] < 1700 for e in events)
     assert (events[-1]["records_read"], events[-1]["inserted"], events[-1]["duplicates"]) == (1700, 1691, 1)
+    # the result names the duplicate, as the running events do from the batch that found it (issue 14)
+    assert events[-1]["duplicate_records"] == [DUPLICATE_IN_WSJTX]
+    assert events[-2]["duplicate_records"] == [DUPLICATE_IN_WSJTX] and events[-2]["status"] == "running"
+
+
+# records 640 and 641 of the file are one QSO (LA7HJA, 23:07:15 and 23:07:00 the same minute)
+DUPLICATE_IN_WSJTX = {"record": 641, "call": "LA7HJA", "start": "2026-01-01T23:07:00Z", "band": "30m", "mode": "FT8"}
+
+
+async def test_summary_names_duplicates_and_a_merge_counts_up_to_date(server: Api):
+    """Issue 14: the first duplicates with record numbers, like rejects; a merge says how many records
+    were already up to date; every record counted once."""
+    data = (TESTDATA / "wsjtx_300rc1_m7pxz.adi").read_bytes()
+    async with server.client(server.token) as client:
+        plain = await wait_done(client, (await client.post("/api/imports", content=data)).headers["Location"])
+        again = await wait_done(client, (await client.post("/api/imports?merge=true", content=data)).headers["Location"])
+    counted = ("inserted", "duplicates", "merged", "up_to_date", "rejected")
+    assert [plain[k] for k in counted] == [1691, 1, 0, 0, 8]
+    assert plain["duplicate_records"] == [DUPLICATE_IN_WSJTX]
+    # the merge: nothing new, nothing to change; the repeated QSO is in one batch (the later record
+    # wins, the earlier is the duplicate) or in two (then both are up to date)
+    assert (again["inserted"], again["merged"], again["rejected"]) == (0, 0, 8)
+    assert again["up_to_date"] + again["duplicates"] == 1692 and again["up_to_date"] >= 1691
+    for job in (plain, again):
+        assert job["records_read"] == 1700 == sum(job[k] for k in counted)
+
+
+async def test_an_import_fills_dxcc_country_continent_and_zone_from_cty(server: Api):
+    """Issue 14: as for a QSO sent to the API; an explicit DXCC in the file is kept."""
+    data = (b"<CALL:6>DL1ABC<QSO_DATE:8>20240501<TIME_ON:4>1305<BAND:3>20m<MODE:3>FT8<EOR>\n"
+            b"<CALL:5>K1ABC<QSO_DATE:8>20240501<TIME_ON:4>1306<BAND:3>20m<MODE:3>FT8<DXCC:1>1<EOR>\n")
+    async with server.client(server.token) as client:
+        job = await wait_done(client, (await client.post("/api/imports", content=data)).headers["Location"])
+        assert job["inserted"] == 2, job
+        qsos = {q["call"]: q for q in (await client.get("/api/qsos")).json()["qsos"]}
+    german = qsos["DL1ABC"]
+    assert (german["dxcc"], german["country"], german["cont"], german["cqz"]) == (230, "Fed. Rep. of Germany", "EU", "14")
+    assert qsos["K1ABC"]["dxcc"] == 1
 
 
 async def test_websocket_needs_a_token(server: Api):

@@ -1,8 +1,10 @@
 """The job runner against a real database: a job from queued to done, an interrupted run resumed
-exactly once, two runners sharing jobs, failures, and the cap on stored rejects."""
+exactly once, two runners sharing jobs, failures, the cap on stored rejects, and the named duplicates."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ from hamsrv.db.database import Database
 from hamsrv.db.import_jobs import add_chunk, create_job, finish_upload, get_job
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.jobs import (
+    LISTED_DUPLICATES,
     MAX_STORED_PROBLEMS,
     JobRunner,
     import_stream,
@@ -101,6 +104,9 @@ async def test_interrupted_run_resumes_after_the_committed_records(db: Database)
         nursery.cancel_scope.cancel()
     assert (other["inserted"], other["duplicates"]) == (3000, 500)
     assert await db.fetch(ROW_KEY, [resumed]) == await db.fetch(ROW_KEY, [reference])
+    # the named duplicates survive the interruption too
+    assert [d["record"] for d in done["duplicate_records"]] == list(range(3001, 3001 + LISTED_DUPLICATES))
+    assert done["duplicate_records"] == other["duplicate_records"]
 
 
 async def test_two_runners_run_each_job_once(db: Database, nursery: trio.Nursery):
@@ -150,3 +156,63 @@ async def test_errors_on_either_side_come_out_as_themselves_not_as_exception_gro
 
     with pytest.raises(HamsrvError, match="no longer exists"):
         await import_stream(db, 424242, some_records())
+
+
+async def test_every_record_counts_once_and_the_first_duplicates_are_named(db: Database, nursery: trio.Nursery):
+    """QSOs already stored, QSOs repeated in the file (in one batch and across batches), QSL updates and
+    rejects, shuffled over several batches: inserted + duplicates + merged + up_to_date + rejected =
+    records read, and the first duplicates are named by record number, plain and with merge (issue 14)."""
+    batch = 16
+    qsos = list(synthetic_records(60, seed=7))
+    stored, new = range(30), range(30, 60)
+    qsl = [q.replace(b"<EOR>", b"<LOTW_QSL_RCVD:1>Y <EOR>") for q in qsos]
+    entries: list[tuple[int | None, bytes]] = [(None, b"<CALL:2>K1<EOR>\n")] * 2  # (QSO, record); None: reject
+    entries += [(q, qsos[q]) for q in (*stored[:10], *new, *new[:10])] + [(q, qsl[q]) for q in stored[10:15]]
+    random.Random(5).shuffle(entries)
+    await nursery.start(JobRunner(db, batch_records=batch, poll_interval=0.05).run)
+
+    for merge in (False, True):
+        owner = await new_owner(db, "K1MRG" if merge else "W1AW")
+        await import_stream(db, owner, chunks(b"".join(qsos[q] for q in stored)))
+        job = await wait_status(db, owner, await queue(db, owner, b"".join(e[1] for e in entries), merge=merge),
+                                ("done", "failed"))
+        expected = {"inserted": 0, "duplicates": 0, "merged": 0, "up_to_date": 0, "rejected": 0}
+        duplicate_records, seen = [], set(stored)
+        for first in range(0, len(entries), batch):
+            in_batch = entries[first:first + batch]
+            for number, (q, record) in enumerate(in_batch, first + 1):
+                if q is None:
+                    outcome = "rejected"
+                elif merge:  # the last record of a QSO in a batch is the one merged
+                    later = any(other == q for other, _ in in_batch[number - first:])
+                    outcome = ("duplicates" if later else "inserted" if q not in seen
+                               else "merged" if record == qsl[q] else "up_to_date")
+                else:
+                    outcome = "duplicates" if q in seen else "inserted"
+                    seen.add(q)
+                expected[outcome] += 1
+                if outcome == "duplicates":
+                    duplicate_records.append(number)
+            seen.update(q for q, _ in in_batch if q is not None)
+        assert job["status"] == "done" and job["records_read"] == len(entries) == sum(expected.values())
+        assert {k: job[k] for k in expected} == expected
+        assert expected["duplicates"] > 0 and (not merge or expected["merged"] and expected["up_to_date"])
+        assert [d["record"] for d in job["duplicate_records"]] == duplicate_records[:LISTED_DUPLICATES]
+        for named in job["duplicate_records"]:
+            assert qsos[entries[named["record"] - 1][0]].startswith(b"<CALL:%d>%s " % (
+                len(named["call"]), named["call"].encode()))
+
+
+async def chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def test_duplicates_past_the_batchs_first_pages_are_named_too(db: Database):
+    """The listing looks at a batch's first pages first (a re-upload's duplicates come first): one
+    duplicate there and the rest far behind must still give the first ones in file order."""
+    owner = await new_owner(db, "W1AW")
+    qsos = list(synthetic_records(2000, seed=11))
+    await import_stream(db, owner, chunks(b"".join([qsos[1], *qsos[1500:1600]])))
+    result = await import_stream(db, owner, chunks(b"".join(qsos)), batch_records=5000)
+    assert (result.inserted, result.duplicates) == (1899, 101)
+    assert [d["record"] for d in result.duplicate_records] == [2, *range(1501, 1501 + LISTED_DUPLICATES - 1)]
