@@ -25,7 +25,6 @@ import trio
 
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bulletins import Board, Talk, format_bulletins
-from hamsrv.firehose.cluster import LOGIN_TIMEOUT
 from hamsrv.firehose.commands import format_users
 from hamsrv.firehose.events import (
     CheckSecret,
@@ -40,7 +39,9 @@ from hamsrv.firehose.events import (
     ShowUsers,
 )
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State, is_skimmer
+from hamsrv.firehose.lines import LOGIN_TIMEOUT
+from hamsrv.firehose.modes import is_skimmer
+from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State
 from hamsrv.listen import open_listeners
 from hamsrv.metrics import Registry
 
