@@ -108,3 +108,14 @@ async def finish_job(db: Database, job_id: int, status: str, error: str | None) 
         if status == "done":
             await execute_on(conn, "DELETE FROM import_chunks WHERE job_id = %s", [job_id])
     return rows[0] if rows else None
+
+
+OUTCOMES = ("records_read", "inserted", "duplicates", "merged", "rejected")
+
+
+async def totals_by_status(db: Database) -> list[Row]:
+    """Per status: `jobs`, the sum of each of OUTCOMES, and `rate` (records/s of the running jobs)."""
+    return await db.fetch(
+        "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in OUTCOMES) +
+        ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
+        "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")

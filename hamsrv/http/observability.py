@@ -16,10 +16,11 @@ import time
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
+from hamsrv.db import import_jobs
+from hamsrv.db.import_jobs import OUTCOMES
 from hamsrv.http.common import AppState
 
 ACCESS_LOG = logging.getLogger("hamsrv.access")
-_OUTCOMES = ("records_read", "inserted", "duplicates", "merged", "rejected")
 
 
 def install(app: QuartTrio, state: AppState) -> None:
@@ -71,15 +72,12 @@ class ImportFigures:
         m.gauge("hamsrv_import_records_per_second", "Records per second of the running imports", lambda: self.rate)
 
     async def refresh(self, state: AppState) -> None:
-        rows = await state.db.fetch(
-            "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in _OUTCOMES) +
-            ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
-            "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")
+        rows = await import_jobs.totals_by_status(state.db)
         self.jobs = {s: 0.0 for s in ("receiving", "queued", "running", "done", "failed")}
-        self.records = {o: 0.0 for o in _OUTCOMES}
+        self.records = {o: 0.0 for o in OUTCOMES}
         self.rate = 0.0
         for row in rows:
             self.jobs[row["status"]] = float(row["jobs"])
-            for outcome in _OUTCOMES:
+            for outcome in OUTCOMES:
                 self.records[outcome] += float(row[outcome] or 0)
             self.rate += float(row["rate"] or 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import trio
 
+from hamsrv.db import accounts
 from hamsrv.db.database import Database
 from hamsrv.errors import DatabaseError
 from hamsrv.identity.passwords import check_password
@@ -31,8 +32,7 @@ class ClusterSignIn:
             if secret.startswith(TOKEN_PREFIX):
                 user = await user_for_token(self.db, secret)
                 return user is not None and user["callsign"] == call and user["trust_level"] >= MIN_TRUST
-            row = await self.db.fetchrow("SELECT cluster_password, trust_level FROM users WHERE callsign = %s",
-                                         [call])
+            row = await accounts.cluster_login_row(self.db, call)
         except DatabaseError:
             return False
         return row is not None and row["trust_level"] >= MIN_TRUST and \
