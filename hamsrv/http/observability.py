@@ -28,16 +28,16 @@ def install(app: QuartTrio, state: AppState) -> None:
                                               "HTTP requests by method, route and status")
     latency = state.metrics.histogram("hamsrv_http_request_duration_seconds",
                                       "HTTP request time until the answer's head, by method and route")
-    pool, m = state.db.pool, state.metrics
-    m.gauge("hamsrv_db_pool_size", "Database connections the pool may open", lambda: pool.max_size)
-    m.gauge("hamsrv_db_pool_in_use", "Database connections borrowed now", lambda: pool.in_use)
+    stats, m = state.db.pool.statistics, state.metrics
+    m.gauge("hamsrv_db_pool_size", "Database connections the pool may open", lambda: stats().max_size)
+    m.gauge("hamsrv_db_pool_in_use", "Database connections borrowed now", lambda: stats().in_use)
     m.gauge("hamsrv_db_pool_waits_total", "Borrowers that found every connection in use and waited",
-            lambda: pool.waits, "counter")
+            lambda: stats().waits, "counter")
     m.gauge("hamsrv_db_pool_timeouts_total", "Borrowers that gave up waiting for a connection",
-            lambda: pool.timeouts, "counter")
+            lambda: stats().timeouts, "counter")
     m.gauge("hamsrv_db_pool_connect_errors_total", "Failed attempts to open a database connection",
-            lambda: pool.connect_errors, "counter")
-    m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: pool.connects, "counter")
+            lambda: stats().connect_errors, "counter")
+    m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: stats().connects, "counter")
 
     @app.before_request
     async def started() -> None:
