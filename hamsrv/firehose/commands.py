@@ -382,8 +382,7 @@ def set_width(s: ClusterSession, args: str) -> list[Event]:
 def set_page(s: ClusterSession, args: str) -> list[Event]:
     if not args.isdecimal():
         raise FilterError("usage: SET/PAGE <lines>")
-    s.page = int(args)
-    return [reply(f"page length {s.page} (this node never pauses output)")]
+    return [reply(f"page length {int(args)} (this node never pauses output)")]
 
 
 def set_ve7cc(s: ClusterSession, args: str) -> list[Event]:

@@ -137,11 +137,9 @@ class Upstream:
         self.pending: list[str] = []
         self.sent: dict[tuple[str, int], float] = {}
         self.wakeup = trio.Event()
-        self.dropped = 0
 
     def offer(self, spot: Spot, now: float) -> None:
-        if len(self.pending) >= self.MAX_PENDING:
-            self.dropped += 1
+        if len(self.pending) >= self.MAX_PENDING:  # the link stopped taking spots: this one is not sent
             return
         comment = f" {spot.comment}" if spot.comment else ""
         self.pending.append(f"dx {spot.freq:.1f} {spot.dx}{comment}")

@@ -56,7 +56,7 @@ class State(enum.Enum):
 
 
 _BYE_WORDS = frozenset({"b", "bye", "q", "quit", "exit", "logout"})
-PREFERENCES = ("width", "page", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
+PREFERENCES = ("width", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
                "want_talk", "want_grid", "want_cq", "beep", "ve7cc", "name", "qth", "qra", "location")
 
 
@@ -81,7 +81,6 @@ class ClusterSession:
         self.call = ""
         # the user's settings, DXSpider's defaults (DXUser.pm: wantrbn 0, wantdx/ann/wwv/wcy/talk 1)
         self.width = DEFAULT_WIDTH
-        self.page = 0
         self.echo = False
         self.skimmer: frozenset[str] = frozenset()  # skimmer kinds wanted: CW, RTTY, FT, BEACON, PSK
         self.filter = UserFilter()
