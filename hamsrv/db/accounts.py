@@ -49,6 +49,10 @@ async def users_with_counts(db: Database) -> list[Row]:
         " FROM users u ORDER BY u.callsign")
 
 
+async def callsigns(db: Database) -> list[str]:
+    return [row["callsign"] for row in await db.fetch("SELECT callsign FROM users")]
+
+
 async def users_for_admin(db: Database) -> list[Row]:
     return await db.fetch("SELECT callsign, trust_level, roles, created_at FROM users ORDER BY callsign")
 

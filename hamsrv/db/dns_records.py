@@ -38,3 +38,20 @@ async def update(db: Database, record_id: int, name: str, rtype: str, content: s
 
 async def delete(db: Database, record_id: int) -> None:
     await db.execute("DELETE FROM dns_records WHERE id = %s", [record_id])
+
+
+async def zone_id(db: Database, zone: str) -> int:
+    """The id of the zone's row, created on first use."""
+    row = await db.fetchrow("INSERT INTO dns_zones (name) VALUES (%s) ON CONFLICT (name) DO UPDATE"
+                            " SET name = EXCLUDED.name RETURNING id", [zone])
+    assert row is not None
+    return int(row["id"])
+
+
+async def published(db: Database, zone_id: int, name: str | None = None, rtype: str | None = None) -> list[Row]:
+    """`name`, `type`, `content`, `ttl` of the zone's enabled records, of one rrset when name and type are given."""
+    if name is None or rtype is None:
+        return await db.fetch("SELECT name, type, content, ttl FROM dns_records WHERE zone_id = %s AND NOT disabled",
+                              [zone_id])
+    return await db.fetch("SELECT name, type, content, ttl FROM dns_records WHERE zone_id = %s AND name = %s"
+                          " AND type = %s AND NOT disabled", [zone_id, name, rtype])

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from hamsrv.config import Config
+from hamsrv.db import sync_state
 from hamsrv.db.database import Database, Row, execute_on, fetch_on
 from hamsrv.db.errors import translated
 from hamsrv.db.trio_pg import TrioConnection
@@ -326,14 +327,14 @@ def _when(http_date: str | None) -> float | None:
 
 async def sync(base_url: str, db: Database, progress: Progress) -> str:
     base = base_url.rstrip("/")
-    details = await fetch.load_details(db, "fcc")
+    details = await sync_state.details(db, "fcc")
     async with fetch.client() as http:
         licences = await sync_full(http, db, base, details, progress)
-        await fetch.save_details(db, "fcc", details)
+        await sync_state.save_details(db, "fcc", details)
         try:
             files, changed = await sync_daily(http, db, base, details, progress)
         finally:
-            await fetch.save_details(db, "fcc", details)  # the daily files applied so far stay applied
+            await sync_state.save_details(db, "fcc", details)  # the daily files applied so far stay applied
     weekly = "weekly file unchanged" if licences is None else f"{licences:,} licences from the weekly file"
     return f"{weekly}; {files} daily file{'s' if files != 1 else ''} applied ({changed:,} licences changed)"
 
