@@ -135,9 +135,3 @@ async def cluster_login_row(db: Database, callsign: str) -> Row | None:
 
 async def set_cluster_password(db: Database, user_id: int, stored: str | None) -> None:
     await db.execute("UPDATE users SET cluster_password = %s WHERE id = %s", [stored, user_id])
-
-
-# ---- the FCC callbook, for e-mail sign-in
-
-async def callbook_email(db: Database, callsign: str) -> Row | None:
-    return await db.fetchrow("SELECT email, license_status FROM callbook WHERE callsign = %s", [callsign])

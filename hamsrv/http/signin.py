@@ -13,7 +13,7 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
-from hamsrv.db import accounts
+from hamsrv.db import accounts, callbook
 from hamsrv.db.database import Row, json_value
 from hamsrv.http.common import (
     ApiError,
@@ -126,7 +126,7 @@ async def email_start() -> Response:
     call = _callsign(await json_body())
     if state.identity.smtp_url is None:
         raise ApiError(503, "e-mail sign-in is not configured on this server (HAMSRV_SMTP_URL)")
-    row = await accounts.callbook_email(state.db, call)
+    row = await callbook.email(state.db, call)
     if row is None or not (row["email"] or "").strip():
         raise ApiError(404, f"the FCC licence data has no e-mail address for {call}; use another sign-in "
                             "(LoTW certificate or QRZ biography)", "callsign")
