@@ -39,6 +39,13 @@ def install(app: QuartTrio, state: AppState) -> None:
             lambda: stats().connect_errors, "counter")
     m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: stats().connects, "counter")
 
+    import_figures = ImportFigures(state)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        await import_figures.refresh(state)
+        return Response(state.metrics.render(), content_type="text/plain; version=0.0.4")
+
     @app.before_request
     async def started() -> None:
         g.started = time.perf_counter()
