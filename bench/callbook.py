@@ -35,6 +35,7 @@ from typing import Any
 import trio
 
 from bench import procstat
+from hamsrv.db import callbook
 from hamsrv.db.database import Database
 from hamsrv.sync import fcc
 
@@ -110,7 +111,7 @@ class Lookups:
         while True:
             call = callsign(rnd.randrange(self.n))
             started = time.perf_counter()
-            await fcc.lookup(self.db, call)
+            await callbook.lookup(self.db, call)
             self.samples.append((started, time.perf_counter() - started))
             await trio.sleep(0.002)
 

@@ -128,6 +128,28 @@ def normalize_call(text: str) -> str | None:
     return call if len(call) <= MAX_CALL_LEN and _CALL.fullmatch(call) else None
 
 
+# A callsign as cluster nodes write it in spots and PC frames: the on-air form plus an SSID (GB7DJK-1) or
+# a skimmer mark (DL8LAS-#), 20 characters at most as DXSpider allows.
+_CLUSTER_CALL = re.compile(r"(?=[A-Z0-9/#-]*[0-9])(?=[A-Z0-9/#-]*[A-Z])[A-Z0-9][A-Z0-9/#-]{0,19}")
+_SSID = re.compile(r"-\d{1,2}$")  # login calls may carry an SSID (G0ABC-2); a DX call does not
+
+
+def is_cluster_call(text: str) -> bool:
+    """Whether `text` (upper case) is a callsign as cluster lines carry it."""
+    return _CLUSTER_CALL.fullmatch(text) is not None
+
+
+def without_ssid(call: str) -> str:
+    """`call` without its SSID (G0ABC-2 -> G0ABC): the account a cluster login belongs to."""
+    return _SSID.sub("", call)
+
+
+def login_call(text: str) -> str | None:
+    """The upper-cased login callsign (SSID allowed), or None when it cannot be one."""
+    base = normalize_call(without_ssid(text))
+    return None if base is None else text.strip().upper()
+
+
 class Qso(NamedTuple):
     """One row of `qsos` (names follow ADIF, lower case), as a tuple so it goes to binary COPY as is."""
 

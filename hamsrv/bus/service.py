@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from hamsrv.bus import wire
+from hamsrv.db import accounts
 from hamsrv.db.database import Database
 from hamsrv.db.notify import MAX_PAYLOAD, listen_forever, notify
 from hamsrv.errors import DatabaseError
@@ -231,6 +232,6 @@ def _leave(index: dict[Any, set[BusConnection]], key: object, conn: BusConnectio
 async def has_account(db: Database, call: str) -> bool:
     """Whether a call has a hamsrv account, whose pages a talk reaches (False when the database is away)."""
     try:
-        return await db.fetchrow("SELECT 1 FROM users WHERE callsign = %s", [call.split("-")[0]]) is not None
+        return await accounts.user_by_call(db, call.split("-")[0]) is not None
     except DatabaseError:
         return False

@@ -21,7 +21,7 @@ from typing import Any
 
 from hamsrv.firehose.bulletins import Posted, Talk, firehose_message
 from hamsrv.firehose.commands import MAX_TEXT
-from hamsrv.firehose.session import clean_text
+from hamsrv.firehose.lines import clean_text
 from hamsrv.identity.ratelimit import Buckets, Rate
 from hamsrv.model import normalize_call
 

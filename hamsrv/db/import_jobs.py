@@ -113,3 +113,15 @@ async def finish_job(db: Database, job_id: int, status: str, error: str | None) 
         if status == "done":
             await execute_on(conn, "DELETE FROM import_chunks WHERE job_id = %s", [job_id])
     return rows[0] if rows else None
+
+
+# How an import's records ended up (its columns in import_jobs); read = the sum of the others.
+RECORD_COUNTS = ("records_read", "inserted", "duplicates", "merged", "up_to_date", "rejected")
+
+
+async def totals_by_status(db: Database) -> list[Row]:
+    """Per status: `jobs`, the sum of each of RECORD_COUNTS, and `rate` (records/s of the running jobs)."""
+    return await db.fetch(
+        "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in RECORD_COUNTS) +
+        ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
+        "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")

@@ -11,6 +11,7 @@ import contextlib
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import psycopg
 import trio
@@ -19,6 +20,18 @@ from psycopg import pq
 from hamsrv.db.errors import describe, translate
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, PoolTimeout
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatistics:
+    """What /metrics shows of the pool (trio's `statistics()` convention)."""
+
+    max_size: int
+    in_use: int  # connections borrowed now
+    connects: int  # connections opened over the pool's life (reconnects show up here)
+    waits: int  # borrowers that found every connection in use and had to wait
+    timeouts: int  # borrowers that gave up waiting (PoolTimeout)
+    connect_errors: int  # failed attempts to open a connection
 
 
 class Pool:
@@ -41,6 +54,10 @@ class Pool:
     @property
     def in_use(self) -> int:
         return self.max_size - self._slots.value
+
+    def statistics(self) -> PoolStatistics:
+        return PoolStatistics(self.max_size, self.in_use, self.connects, self.waits, self.timeouts,
+                              self.connect_errors)
 
     async def open(self) -> None:
         """Check that the database answers now, so start-up fails early with a clear error."""

@@ -97,7 +97,6 @@ class Board:
         self._dups: OrderedDict[Hashable, datetime] = OrderedDict()
         self._listeners: list[PostListener] = []
         self.last_seq = 0
-        self.duplicates = 0
         self._wakeup = trio.Event()
 
     def post(self, item: Bulletin, *, source: str, origin: str, hops: int | None = None,
@@ -111,7 +110,6 @@ class Board:
             while self._dups and next(iter(self._dups.values())) < now:
                 self._dups.popitem(last=False)
             if key in self._dups:
-                self.duplicates += 1
                 return None
             self._dups[key] = now + age
             if len(self._dups) > 10_000:  # bounded whatever arrives

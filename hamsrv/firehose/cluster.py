@@ -18,20 +18,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hamsrv.model import Spot, decode_text, valid_khz, without_control
+from hamsrv.firehose.lines import MAX_LINE
+from hamsrv.firehose.modes import SKIMMER_MODES
+from hamsrv.model import Spot, decode_text, is_cluster_call, valid_khz, without_control
 
-# A security limit for every line the cluster port and links read (users, feeds, upstream nodes): no
-# real cluster line comes near it; longer input is rejected unparsed.
-MAX_LINE = 1024
-LOGIN_TIMEOUT = 60.0  # seconds for a login, both ways (DXSpider ExtMsg.pm uses 60)
 # A spot time up to this far ahead of `now` is clock skew, not yesterday's spot.
 FUTURE_SKEW = timedelta(minutes=5)
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUMBER = {m.upper(): i for i, m in enumerate(MONTHS, 1)}
-# Modes that RBN (and decoders such as JTAlert) put first in a `MODE SNR dB` comment.
-SKIMMER_MODES = frozenset({"CW", "RTTY", "FT8", "FT4", "PSK31", "PSK63", "PSK125", "BPSK31", "MSK144",
-                           "JT65", "JT9", "Q65", "FST4", "FST4W", "WSPR", "JS8", "SSB", "FM", "AM"})
 
 # CC Cluster writes the DX station's US state / Canadian province right before the time (`MI 0014Z ID`).
 US_STATES_AND_PROVINCES = frozenset({
@@ -41,7 +36,6 @@ US_STATES_AND_PROVINCES = frozenset({
     "PR", "VI", "GU", "AB", "BC", "MB", "NB", "NL", "NS", "NT", "NU", "ON", "PE", "QC", "SK", "YT",
 })
 
-_CALL = re.compile(r"(?=[A-Z0-9/#-]*[0-9])(?=[A-Z0-9/#-]*[A-Z])[A-Z0-9][A-Z0-9/#-]{0,19}")
 _DX_HEAD = re.compile(r"DX\s+de\s+([^\s:]{1,20}):\s*(\d{1,12}(?:\.\d{1,4})?)\s+(\S{1,20})(?!\S)\s*", re.IGNORECASE)
 _TIME = re.compile(r"([01]\d|2[0-3])([0-5]\d)Z")
 _GRID = re.compile(r"[A-R]{2}\d{2}(?:[A-X]{2})?", re.IGNORECASE)
@@ -151,16 +145,12 @@ def _parse(line: str | bytes, now: datetime | None) -> ClusterEvent | None:
     return None
 
 
-def _is_call(text: str) -> bool:
-    return _CALL.fullmatch(text) is not None
-
-
 def _parse_dx_de(text: str, now: datetime) -> DxSpot | None:
     m = _DX_HEAD.match(text)
     if m is None:
         return None
     spotter, dx, freq = m[1].upper(), m[3].upper(), float(m[2])
-    if not (_is_call(spotter) and _is_call(dx) and valid_khz(freq) is not None):
+    if not (is_cluster_call(spotter) and is_cluster_call(dx) and valid_khz(freq) is not None):
         return None
     rest = text[m.end():]
     tokens = rest.rsplit(None, 2)
@@ -241,7 +231,7 @@ def _node_spot(freq: str, dx: str, date: str, hhmmz: str, comment: str, spotter:
     khz = float(freq)
     dx, spotter, origin = dx.strip().upper(), spotter.strip().upper(), origin.strip().upper()
     when = _parse_date_time(date, hhmmz)
-    if when is None or not (valid_khz(khz) is not None and _is_call(dx) and _is_call(spotter)):
+    if when is None or not (valid_khz(khz) is not None and is_cluster_call(dx) and is_cluster_call(spotter)):
         return None
     spot = Spot(spotter=spotter, freq=khz, dx=dx, comment=comment.strip(), time=when,
                 origin=origin or None)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 from hamsrv.firehose.bulletins import Talk
 from hamsrv.firehose.cluster import Announce, cluster_date
 from hamsrv.firehose.events import Event, Post, Publish, Send, ShowBulletins, ShowDx, ShowUsers
+from hamsrv.firehose.lines import MAX_COMMENT
+from hamsrv.firehose.modes import SKIMMER_ALL, SKIMMER_WORD_KIND, SKIMMER_WORDS
 from hamsrv.firehose.spotfilter import FILTER_SLOTS, FilterError, SpotRule, UserFilter, parse_expression
 from hamsrv.model import BAND_NAMES, Spot, band_for_mhz, normalize_call, valid_khz
 
@@ -26,14 +28,12 @@ SHOW_DX_DEFAULT = 10  # DXSpider Spot.pm $defaultspots
 SHOW_DX_MAX = 100  # DXSpider Spot.pm $maxspots
 SHOW_ANN_DEFAULT = 20  # cmd/show/announce.pl: `$to = 20 unless $to;`
 SHOW_WWV_DEFAULT = 5  # cmd/show/wwv.pl: `$to = 5 unless $to;`
-MAX_COMMENT = 60  # user spot comments are cut here; an 80-column line shows only 30 characters
 MAX_TEXT = 200  # announcement and talk text
 SELF_SPOT_MIN_KHZ = 1_240_000.0  # Spot.pm `our $minselfspotqrg = 1240000;`
 WIDTHS = (80, 250)
 
 _NUMBER = re.compile(r"\d+(?:\.\d*)?")
 _QRA = re.compile(r"[A-R]{2}\d{2}(?:[A-X]{2}(?:\d{2})?)?", re.IGNORECASE)
-_SKIMMER_WORDS = re.compile(r"(FT|BCN|BEA|DXF|CW|PSK|MSK|FSK|RTT|NO)")  # cmd/set/wantrbn.pl
 
 Handler = Callable[["ClusterSession", str], list[Event]]
 
@@ -314,19 +314,15 @@ def set_skimmer(s: ClusterSession, args: str) -> list[Event]:
     `skims => q{RBN/Skimming set to $_[1] for $_[0]}`, `e39 => q{Sorry $_[0] is not a valid argument}`."""
     wanted: set[str] = set()
     for word in args.upper().split():
-        m = _SKIMMER_WORDS.match(word)
+        m = SKIMMER_WORDS.match(word)
         if m is None:
             return [reply(f"Sorry {word} is not a valid argument")]
         kind = m[1]
         if kind == "NO":
             return no_skimmer(s, "")
-        wanted.add({"BCN": "BEACON", "BEA": "BEACON", "DXF": "BEACON", "MSK": "PSK", "FSK": "PSK",
-                    "RTT": "RTTY"}.get(kind, kind))
+        wanted.add(SKIMMER_WORD_KIND.get(kind, kind))
     s.skimmer = frozenset(wanted) if wanted else SKIMMER_ALL
     return [reply(f"RBN/Skimming set to {s.skimmer_description()} for {s.call}")]
-
-
-SKIMMER_ALL = frozenset({"CW", "RTTY", "FT", "BEACON", "PSK"})
 
 
 def no_skimmer(s: ClusterSession, args: str) -> list[Event]:
@@ -386,8 +382,7 @@ def set_width(s: ClusterSession, args: str) -> list[Event]:
 def set_page(s: ClusterSession, args: str) -> list[Event]:
     if not args.isdecimal():
         raise FilterError("usage: SET/PAGE <lines>")
-    s.page = int(args)
-    return [reply(f"page length {s.page} (this node never pauses output)")]
+    return [reply(f"page length {int(args)} (this node never pauses output)")]
 
 
 def set_ve7cc(s: ClusterSession, args: str) -> list[Event]:

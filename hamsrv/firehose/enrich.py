@@ -12,18 +12,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from hamsrv.cty import CtyTable
+from hamsrv.firehose.modes import MODE_WORDS
 from hamsrv.firehose.skimmer import Qualifier
 from hamsrv.model import Spot, band_for_mhz
 
-# Comment words that name a mode, as spotters write them -> the mode we report. FT4/JS8/PSK31 are kept
-# as spotters say them (ADIF would log them as MFSK/PSK submodes).
-MODE_WORDS = {
-    "CW": "CW", "SSB": "SSB", "USB": "SSB", "LSB": "SSB", "RTTY": "RTTY", "FT8": "FT8", "FT4": "FT4",
-    "PSK": "PSK31", "PSK31": "PSK31", "BPSK": "PSK31", "BPSK31": "PSK31", "PSK63": "PSK63",
-    "PSK125": "PSK125", "JS8": "JS8", "JS8CALL": "JS8", "JT65": "JT65", "JT9": "JT9", "Q65": "Q65",
-    "MSK144": "MSK144", "FST4": "FST4", "WSPR": "WSPR", "SSTV": "SSTV", "OLIVIA": "OLIVIA",
-    "MFSK": "MFSK", "HELL": "HELL", "FM": "FM", "VARA": "VARA",
-}
 _WORD = re.compile(r"[A-Z0-9]+")
 
 # A HEURISTIC for spots that name no mode: common dial frequencies of FT8/FT4 (kHz, the signals sit

@@ -8,6 +8,7 @@ once per tick so that a burst of spots costs one wake-up and one write per clien
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
@@ -18,6 +19,16 @@ from hamsrv.model import Spot
 DEFAULT_TICK = 0.05  # seconds; 50 ms batching is what carried 5 M deliveries/s in the prototype
 
 TickListener = Callable[[list[RingEntry]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatistics:
+    """What /metrics shows of the hub (trio's `statistics()` convention)."""
+
+    spots_in: int  # spots accepted into the ring
+    duplicates: int  # spots dropped as duplicates
+    ring_spots: int  # spots held in the ring now
+    announced_seq: int  # newest sequence number announced to tick listeners
 
 
 class Hub:
@@ -34,7 +45,10 @@ class Hub:
         m = metrics or Registry()
         self.spots_in = m.counter("hamsrv_spots_in_total", "Spots accepted into the ring")
         self.spots_dupe = m.counter("hamsrv_spots_duplicate_total", "Spots dropped as duplicates")
-        m.gauge("hamsrv_ring_spots", "Spots held in the ring", lambda: len(self.ring))
+        m.gauge("hamsrv_ring_spots", "Spots held in the ring", lambda: self.statistics().ring_spots)
+
+    def statistics(self) -> HubStatistics:
+        return HubStatistics(int(self.spots_in.value), int(self.spots_dupe.value), len(self.ring), self._announced)
 
     def publish(self, spot: Spot) -> RingEntry | None:
         """Put a spot on the firehose; returns its ring entry, or None when dropped as a duplicate."""

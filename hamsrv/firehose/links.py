@@ -24,12 +24,13 @@ import trio
 from hamsrv.config import Bind, parse_bind
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bulletins import Board
-from hamsrv.firehose.cluster import LOGIN_TIMEOUT, MAX_LINE, Announce, DxSpot, Wcy, Wwv, parse_line
+from hamsrv.firehose.cluster import Announce, DxSpot, Wcy, Wwv, parse_line
 from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.lines import LOGIN_TIMEOUT, MAX_LINE, LineReader
+from hamsrv.firehose.pcprot import feed_spot_ok
 from hamsrv.firehose.ring import RingEntry
-from hamsrv.firehose.session import LineReader, feed_spot_ok, login_call
 from hamsrv.metrics import Registry
-from hamsrv.model import Spot
+from hamsrv.model import Spot, login_call
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,9 @@ class Upstream:
         self.pending: list[str] = []
         self.sent: dict[tuple[str, int], float] = {}
         self.wakeup = trio.Event()
-        self.dropped = 0
 
     def offer(self, spot: Spot, now: float) -> None:
-        if len(self.pending) >= self.MAX_PENDING:
-            self.dropped += 1
+        if len(self.pending) >= self.MAX_PENDING:  # the link stopped taking spots: this one is not sent
             return
         comment = f" {spot.comment}" if spot.comment else ""
         self.pending.append(f"dx {spot.freq:.1f} {spot.dx}{comment}")

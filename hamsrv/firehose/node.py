@@ -25,7 +25,6 @@ import trio
 
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bulletins import Board, Talk, format_bulletins
-from hamsrv.firehose.cluster import LOGIN_TIMEOUT
 from hamsrv.firehose.commands import format_users
 from hamsrv.firehose.events import (
     CheckSecret,
@@ -40,7 +39,9 @@ from hamsrv.firehose.events import (
     ShowUsers,
 )
 from hamsrv.firehose.hub import Hub
-from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State, is_skimmer
+from hamsrv.firehose.lines import LOGIN_TIMEOUT
+from hamsrv.firehose.modes import is_skimmer
+from hamsrv.firehose.session import DUPLICATE_NOTICE, ClusterSession, State
 from hamsrv.listen import open_listeners
 from hamsrv.metrics import Registry
 
@@ -134,6 +135,21 @@ class _Stalled(Exception):
     """The peer stopped reading: its socket stayed unwritable past the write timeout."""
 
 
+@dataclass(frozen=True, slots=True)
+class ClusterStatistics:
+    """What /metrics shows of the cluster port (trio's `statistics()` convention)."""
+
+    users: int  # logged in now
+    feeds: int  # feeds connected now
+    open: int  # connections open now, of any kind
+    connections: int  # accepted since start
+    user_spots: int
+    feed_spots: int
+    stalled: int  # closed because they stopped reading
+    refused: int  # refused by the connection limits
+    rate_limited: int  # user spots refused by the per-user spot rate
+
+
 class _Node:
     """What every connection shares: the hub, the settings and the counters."""
 
@@ -151,9 +167,10 @@ class _Node:
         # logged-in users by call, for talk and who (and peering's PC92 user records, when shared)
         self.sessions: dict[str, list[Any]] = roster if roster is not None else {}
         self.prefs: OrderedDict[str, dict[str, object]] = OrderedDict()  # settings of users who left
-        metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port", lambda: self.users)
+        metrics.gauge("hamsrv_cluster_users", "Users logged in on the cluster port",
+                      lambda: self.statistics().users)
         metrics.gauge("hamsrv_cluster_feeds", "Feeds connected to the cluster port",
-                      lambda: self.feed_peers)
+                      lambda: self.statistics().feeds)
         self.connections = metrics.counter("hamsrv_cluster_connections_total",
                                            "Connections accepted on the cluster port")
         self.user_spots = metrics.counter("hamsrv_cluster_user_spots_total",
@@ -166,6 +183,11 @@ class _Node:
                                        "Cluster connections refused by the connection limits")
         self.rate_limited = metrics.counter("hamsrv_cluster_spots_rate_limited_total",
                                             "User spots refused by the per-user spot rate")
+
+    def statistics(self) -> ClusterStatistics:
+        return ClusterStatistics(self.users, self.feed_peers, self.open, int(self.connections.value),
+                                 int(self.user_spots.value), int(self.feed_spots.value), int(self.stalled.value),
+                                 int(self.refused.value), int(self.rate_limited.value))
 
     def remember(self, call: str, prefs: dict[str, object]) -> None:
         """Keep a leaving user's settings for their next login (bounded: the oldest are forgotten)."""

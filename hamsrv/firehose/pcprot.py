@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hamsrv.firehose.cluster import MAX_LINE, Announce, DxSpot, Wcy, Wwv, cluster_date, parse_line
-from hamsrv.model import Spot, without_control
+from hamsrv.firehose.cluster import Announce, DxSpot, Wcy, Wwv, cluster_date, parse_line
+from hamsrv.firehose.lines import MAX_LINE
+from hamsrv.model import Spot, band_for_mhz, is_cluster_call, without_control
 
 DEFAULT_HOPS = 30  # DXProtVars.pm `$def_hopcount = 30`
 PC11_HOPS = 25  # DXProtVars.pm `%hopcount = (11 => 25, ...)`
@@ -34,7 +35,6 @@ _FRAME_HEAD = re.compile(r"PC(\d\d)")
 _HOPS = re.compile(r"H(\d{1,2})")
 _HOPS_AT_END = re.compile(r"\^H(\d+)(\^?~?)?$")
 _DATE = re.compile(r"\s*\d+-\w\w\w-[12][90]\d\d")  # DXProt.pm check 'd'
-_PC_CALL = re.compile(r"[A-Z0-9/#-]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,14 +178,9 @@ def decode(frame: Frame) -> PcMessage | None:
         return None
 
 
-def _is_call(text: str) -> bool:
-    return _PC_CALL.fullmatch(text) is not None and any(c.isdigit() for c in text) \
-        and any(c.isalpha() for c in text)
-
-
 def _decode_spot(frame: Frame) -> SpotMessage | None:
     event = parse_line(frame.line)
-    if not isinstance(event, DxSpot) or not _is_call(event.spot.origin or ""):
+    if not isinstance(event, DxSpot) or not is_cluster_call(event.spot.origin or ""):
         return None
     return SpotMessage(frame.number, event.spot, frame.hops)
 
@@ -198,7 +193,7 @@ def _decode_pc18(frame: Frame) -> Init:
 
 def _decode_ping(frame: Frame) -> Ping | None:
     to, sender, flag = frame.field(1), frame.field(2), frame.field(3).strip()
-    if not (_is_call(to) and _is_call(sender) and flag in ("0", "1")):
+    if not (is_cluster_call(to) and is_cluster_call(sender) and flag in ("0", "1")):
         return None
     return Ping(to, sender, flag == "1")
 
@@ -214,7 +209,7 @@ def _time_id(text: str) -> float | None:
 def _decode_pc92(frame: Frame) -> RouteRecord | None:
     node, sort = frame.field(1), frame.field(3)
     t = _time_id(frame.field(2))
-    if not _is_call(node) or t is None or not re.fullmatch(r"[A-Z]", sort):
+    if not is_cluster_call(node) or t is None or not re.fullmatch(r"[A-Z]", sort):
         return None
     slots = frame.fields[3:-1] if frame.hops is not None else frame.fields[3:]
     return RouteRecord(node, t, sort, tuple(slots), frame.hops)
@@ -224,13 +219,13 @@ def _decode_pc12(frame: Frame) -> AnnounceMessage | None:
     """PC12^from^to-node^text^sysop-flag^origin^wx-flag^H: target as DXProt.pm `send_announce`."""
     sender, to_node, text = frame.field(1), frame.field(2), frame.field(3).strip()
     sysop, origin, wx = frame.field(4), frame.field(5), frame.field(6)
-    if not (_is_call(sender) and _is_call(origin)):
+    if not (is_cluster_call(sender) and is_cluster_call(origin)):
         return None
     if wx == "1":
         target = "WX"
     elif sysop == "*":
         target = "SYSOP"
-    elif to_node not in ("*", "") and not _is_call(to_node):
+    elif to_node not in ("*", "") and not is_cluster_call(to_node):
         target = to_node.split(".")[0]
     else:
         target = "ALL"
@@ -245,14 +240,14 @@ def _decode_pc93(frame: Frame) -> AnnounceMessage | None:
     t = _time_id(frame.field(2))
     body = frame.fields[:-1] if frame.hops is not None else frame.fields
     origin = body[6].upper() if len(body) > 6 else node
-    if not (_is_call(node) and _is_call(sender)) or t is None:
+    if not (is_cluster_call(node) and is_cluster_call(sender)) or t is None:
         return None
     talk_to = None
     if to == "*":
         target = "LOCAL" if via == "LOCAL" else "ALL"
     elif to in ("SYSOP", "WX"):
         target = to
-    elif _is_call(to):
+    elif is_cluster_call(to):
         target, talk_to = to, to
     else:
         return None  # a chat group: not relayed by a spot-only node
@@ -281,7 +276,7 @@ def _decode_pc23(frame: Frame) -> WwvMessage | None:
     """PC23^date^hour^sfi^a^k^forecast^logger^origin^H (cmd/wwv.pl builds it in this order)."""
     when = _bulletin_time(frame.field(1), frame.field(2))
     logger, origin = frame.field(7).strip(), frame.field(8).strip()
-    if when is None or not (_is_call(logger) and _is_call(origin)):
+    if when is None or not (is_cluster_call(logger) and is_cluster_call(origin)):
         return None
     wwv = Wwv(logger, when.hour, _number(frame.field(3)), _number(frame.field(4)), _number(frame.field(5)),
               frame.field(6).strip())
@@ -293,7 +288,7 @@ def _decode_pc73(frame: Frame) -> WcyMessage | None:
     when = _bulletin_time(frame.field(1), frame.field(2))
     f = [frame.field(i).strip() for i in range(3, 13)]
     logger, origin = f[8], f[9]
-    if when is None or not (_is_call(logger) and _is_call(origin)):
+    if when is None or not (is_cluster_call(logger) and is_cluster_call(origin)):
         return None
     wcy = Wcy(logger, when.hour, k=_number(f[2]), expk=_number(f[3]), a=_number(f[1]), r=_number(f[4]),
               sfi=_number(f[0]), sa=f[5] or None, gmf=f[6] or None, au=f[7] or None)
@@ -311,6 +306,15 @@ def spot_time_ok(when: datetime, now: datetime) -> bool:
     """DXSpider's window for a real-time spot: not older than an hour, not more than 15 minutes ahead
     (DXProtHandle.pm handle_11: `$d < $main::systime - $pc11_max_age || $d > $main::systime + 900`)."""
     return now - SPOT_MAX_AGE <= when <= now + SPOT_MAX_AHEAD
+
+
+def feed_spot_ok(spot: Spot, line: str, now: datetime) -> bool:
+    """What feeds and links may bring in: a frequency in an amateur band (the same check as a user's
+    `dx`), and for dated lines (PC11, PC61, CC11) DXSpider's window of an hour back to 15 minutes ahead
+    (DXProtHandle.pm handle_11)."""
+    if band_for_mhz(spot.freq / 1000.0) is None:
+        return False
+    return line[:4].upper() not in ("PC11", "PC61", "CC11") or spot_time_ok(spot.time, now)
 
 
 def time_id_ok(t: float, now: datetime) -> bool:

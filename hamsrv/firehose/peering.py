@@ -25,13 +25,14 @@ import trio
 from hamsrv.config import Bind, parse_bind
 from hamsrv.errors import ConfigError
 from hamsrv.firehose.bulletins import Board, Posted, Talk
-from hamsrv.firehose.cluster import LOGIN_TIMEOUT, MAX_LINE, Announce
+from hamsrv.firehose.cluster import Announce
 from hamsrv.firehose.hub import Hub
+from hamsrv.firehose.lines import LOGIN_TIMEOUT, MAX_LINE, LineReader
 from hamsrv.firehose.links import DEFAULT_BACKOFF, Backoff
 from hamsrv.firehose.peer import Action, PeerProtocol, PeerState, PostBulletin, PublishSpot, SendLine
 from hamsrv.firehose.ring import RingEntry
-from hamsrv.firehose.session import LineReader, login_call
 from hamsrv.metrics import Registry
+from hamsrv.model import login_call
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import enum
 import hmac
-import re
 from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
 
 from hamsrv.firehose import commands
 from hamsrv.firehose.bulletins import Posted, Talk
 from hamsrv.firehose.cluster import (
-    MAX_LINE,
     Announce,
     DxSpot,
     Wwv,
@@ -31,137 +29,18 @@ from hamsrv.firehose.cluster import (
     parse_line,
 )
 from hamsrv.firehose.events import CheckSecret, Disconnect, Event, LoggedIn, Publish, Send
-from hamsrv.firehose.pcprot import spot_time_ok
+from hamsrv.firehose.lines import MAX_LINE, LineReader
+from hamsrv.firehose.modes import SKIMMER_ALL, SKIMMER_KIND_NAMES, is_skimmer, skimmer_kind
+from hamsrv.firehose.pcprot import feed_spot_ok
 from hamsrv.firehose.ring import RingEntry
 from hamsrv.firehose.spotfilter import FilterError, UserFilter
-from hamsrv.model import Spot, band_for_mhz, decode_text, normalize_call, without_control
+from hamsrv.model import Spot, login_call, without_control
 
-DEFAULT_MAX_LINE = MAX_LINE  # the one line limit of the cluster protocol (cluster.MAX_LINE)
 DEFAULT_WIDTH = 80  # AK1A line width (FACTS 2.1)
-MAX_COMMENT = commands.MAX_COMMENT
 MAX_LOGIN_ATTEMPTS = 5  # then the connection is closed: a bot is not going to type a callsign
 MAX_ERRORS = 20  # DXChannel.pm `$maxerrors = 20`: unknown commands in a row before a disconnect
 CRLF = "\r\n"
 BEEP = "\a\a"  # DXCommandmode.pm: `$buf .= "\a\a" if $self->{beep};`
-
-_SSID = re.compile(r"-\d{1,2}$")  # login calls may carry an SSID (G0ABC-2); a DX call does not
-
-
-def login_call(text: str) -> str | None:
-    """The upper-cased login callsign (SSID allowed), or None when it cannot be one."""
-    base = normalize_call(_SSID.sub("", text))
-    return None if base is None else text.strip().upper()
-
-
-# --------------------------------------------------------------------------------------------------
-# Line framing: telnet IAC dropped, CR / LF / CRLF, bounded lines
-
-
-_IAC, _SB, _SE = 255, 250, 240
-_OPTION_VERBS = frozenset((251, 252, 253, 254))  # WILL WONT DO DONT take one option byte
-_EOL = re.compile(rb"\r\n|\r|\n")
-
-
-class _Telnet(enum.Enum):
-    DATA = 0
-    COMMAND = 1  # after IAC
-    OPTION = 2  # after IAC WILL/WONT/DO/DONT
-    SUB = 3  # inside IAC SB ... IAC SE
-    SUB_IAC = 4
-
-
-def clean_text(raw: bytes) -> str:
-    """Decode a line as a terminal would show it: backspace/DEL applied, other control bytes dropped."""
-    text = decode_text(raw).replace("\t", " ")
-    if "\x08" in text or "\x7f" in text:
-        kept: list[str] = []
-        for ch in text:
-            if ch in "\x08\x7f":
-                if kept:
-                    kept.pop()
-            else:
-                kept.append(ch)
-        text = "".join(kept)
-    return without_control(text)
-
-
-class LineReader:
-    """Splits a telnet byte stream into text lines.
-
-    Telnet negotiation is dropped (we never negotiate, so clients stay in their default line mode);
-    a line longer than `max_line` bytes is discarded and reported once as None, so memory per
-    connection is bounded no matter what a peer sends.
-    """
-
-    def __init__(self, max_line: int = DEFAULT_MAX_LINE):
-        if max_line < 1:
-            raise ValueError("max_line must be positive")
-        self.max_line = max_line
-        self._buf = bytearray()
-        self._telnet = _Telnet.DATA
-        self._after_cr = False  # a CR ended the last chunk: a leading LF belongs to it
-        self._overflow = False
-
-    @property
-    def partial(self) -> str:
-        """The unterminated tail (prompts such as `login: ` arrive without a newline)."""
-        return clean_text(bytes(self._buf))
-
-    def feed(self, data: bytes) -> list[str | None]:
-        """Complete lines found so far; None stands for a line dropped as too long."""
-        if self._telnet is not _Telnet.DATA or _IAC in data:
-            data = self._strip_telnet(data)
-        if not data:
-            return []
-        if self._after_cr and data[0] == 0x0A:
-            data = data[1:]
-        self._after_cr = data.endswith(b"\r")
-        *complete, tail = _EOL.split(data)
-        lines = [self._finish(part) for part in complete]
-        self._append(tail)
-        return lines
-
-    def _finish(self, part: bytes) -> str | None:
-        too_long = self._overflow or len(self._buf) + len(part) > self.max_line
-        raw = bytes(self._buf) + part
-        self._buf.clear()
-        self._overflow = False
-        return None if too_long else clean_text(raw)
-
-    def _append(self, part: bytes) -> None:
-        if self._overflow:
-            return
-        if len(self._buf) + len(part) > self.max_line:
-            self._overflow = True
-            self._buf.clear()
-        else:
-            self._buf += part
-
-    def _strip_telnet(self, data: bytes) -> bytes:
-        out = bytearray()
-        state = self._telnet
-        for byte in data:
-            if state is _Telnet.DATA:
-                if byte == _IAC:
-                    state = _Telnet.COMMAND
-                else:
-                    out.append(byte)
-            elif state is _Telnet.COMMAND:
-                if byte in _OPTION_VERBS:
-                    state = _Telnet.OPTION
-                elif byte == _SB:
-                    state = _Telnet.SUB
-                else:  # IAC IAC (a literal 0xFF, never valid text here) or a 2-byte command
-                    state = _Telnet.DATA
-            elif state is _Telnet.OPTION:
-                state = _Telnet.DATA
-            elif state is _Telnet.SUB:
-                if byte == _IAC:
-                    state = _Telnet.SUB_IAC
-            else:  # SUB_IAC
-                state = _Telnet.DATA if byte == _SE else _Telnet.SUB
-        self._telnet = state
-        return bytes(out)
 
 
 
@@ -177,7 +56,7 @@ class State(enum.Enum):
 
 
 _BYE_WORDS = frozenset({"b", "bye", "q", "quit", "exit", "logout"})
-PREFERENCES = ("width", "page", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
+PREFERENCES = ("width", "echo", "skimmer", "filter", "want_dx", "want_ann", "want_wwv", "want_wcy",
                "want_talk", "want_grid", "want_cq", "beep", "ve7cc", "name", "qth", "qra", "location")
 
 
@@ -186,7 +65,7 @@ class ClusterSession:
 
     def __init__(self, node_call: str = "HAMSRV", *, trusted_feed: bool = False,
                  feed_tokens: Collection[str] = (), clock: Callable[[], datetime] | None = None,
-                 max_line: int = DEFAULT_MAX_LINE, max_login_attempts: int = MAX_LOGIN_ATTEMPTS,
+                 max_line: int = MAX_LINE, max_login_attempts: int = MAX_LOGIN_ATTEMPTS,
                  accounts: bool = False):
         """`trusted_feed`: the peer's address may push raw spot lines, before or after logging in;
         `feed_tokens`: answering `login:` with `CALL TOKEN` turns any peer into a feed; `accounts`:
@@ -202,7 +81,6 @@ class ClusterSession:
         self.call = ""
         # the user's settings, DXSpider's defaults (DXUser.pm: wantrbn 0, wantdx/ann/wwv/wcy/talk 1)
         self.width = DEFAULT_WIDTH
-        self.page = 0
         self.echo = False
         self.skimmer: frozenset[str] = frozenset()  # skimmer kinds wanted: CW, RTTY, FT, BEACON, PSK
         self.filter = UserFilter()
@@ -385,10 +263,9 @@ class ClusterSession:
         """As cmd/set/wantrbn.pl says it: `ALL MODES`, `NONE`, or the kinds (`CW, RTTY`)."""
         if not self.skimmer:
             return "NONE"
-        if self.skimmer == commands.SKIMMER_ALL:
+        if self.skimmer == SKIMMER_ALL:
             return "ALL MODES"
-        names = {"CW": "CW", "BEACON": "BEACONS", "PSK": "PSK, FSK", "RTTY": "RTTY", "FT": "FT8 & FT4"}
-        return ", ".join(names[k] for k in ("CW", "BEACON", "PSK", "RTTY", "FT") if k in self.skimmer)
+        return ", ".join(SKIMMER_KIND_NAMES[k] for k in SKIMMER_KIND_NAMES if k in self.skimmer)
 
     # ---- output
 
@@ -487,29 +364,3 @@ def format_cc11(spot: Spot) -> str:
     return "CC11^" + "^".join(fields)
 
 
-def is_skimmer(spot: Spot) -> bool:
-    return spot.skimmer or spot.spotter.endswith("-#")
-
-
-def skimmer_kind(spot: Spot) -> str:
-    """Which `set/skimmer` word lets this skimmer spot through (cmd/set/wantrbn.pl: FT, BEACON, CW,
-    PSK, RTTY)."""
-    if spot.extra.get("rbn_type") in ("BEACON", "NCDXF B"):
-        return "BEACON"
-    mode = (spot.mode or "").upper()
-    if mode.startswith("FT"):
-        return "FT"
-    if mode == "RTTY":
-        return "RTTY"
-    if mode.startswith(("PSK", "BPSK", "MSK", "FSK")):
-        return "PSK"
-    return "CW"
-
-
-def feed_spot_ok(spot: Spot, line: str, now: datetime) -> bool:
-    """What feeds and links may bring in: a frequency in an amateur band (the same check as a user's
-    `dx`), and for dated lines (PC11, PC61, CC11) DXSpider's window of an hour back to 15 minutes ahead
-    (DXProtHandle.pm handle_11)."""
-    if band_for_mhz(spot.freq / 1000.0) is None:
-        return False
-    return line[:4].upper() not in ("PC11", "PC61", "CC11") or spot_time_ok(spot.time, now)

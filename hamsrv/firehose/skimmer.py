@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from hamsrv.firehose.modes import is_skimmer
 from hamsrv.model import Spot
 
 MIN_QUALITY = 2  # RBN.pm `our $minqual = 2;`
@@ -30,7 +31,6 @@ class Qualifier:
         self.min_quality, self.limbo, self.max_candidates = min_quality, limbo, max_candidates
         # (dx, frequency in 100 Hz) -> (first seen, skimmers heard)
         self._candidates: OrderedDict[tuple[str, int], tuple[float, set[str]]] = OrderedDict()
-        self.held = 0  # spots held back so far (waiting for a second skimmer)
 
     def __len__(self) -> int:
         return len(self._candidates)
@@ -38,7 +38,7 @@ class Qualifier:
     def offer(self, spot: Spot, now: float) -> Spot | None:
         """A non-skimmer spot passes unchanged; a skimmer spot passes (with `Q:n`) once enough
         skimmers heard it, else None (held). `now` is a monotonic clock in seconds."""
-        if not (spot.skimmer or spot.spotter.endswith("-#")):
+        if not is_skimmer(spot):
             return spot
         self._expire(now)
         tenths = round(spot.freq * 10)
@@ -50,7 +50,6 @@ class Qualifier:
             self._candidates[key] = (first, skimmers)
             if len(self._candidates) > self.max_candidates:
                 self._candidates.popitem(last=False)
-            self.held += 1
             return None
         self._candidates.pop(key, None)
         spot.extra["skimmer_quality"] = str(len(skimmers))

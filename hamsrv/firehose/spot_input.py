@@ -7,7 +7,7 @@ from typing import Any
 
 from hamsrv.errors import InputError
 from hamsrv.firehose.enrich import mode_from_comment, mode_from_frequency
-from hamsrv.firehose.session import MAX_COMMENT
+from hamsrv.firehose.lines import MAX_COMMENT
 from hamsrv.model import Spot, band_for_mhz, normalize_call, spot_khz
 
 

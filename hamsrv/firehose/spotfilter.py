@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hamsrv.firehose.modes import FILTER_MODES, NOT_DIGITAL
 from hamsrv.model import BAND_NAMES, BANDS, Spot
 
 
@@ -45,15 +46,6 @@ BAND_GROUPS: dict[str, tuple[str, ...]] = {
     "uhf": ("70cm", "33cm", "23cm", "13cm"),
     "shf": ("9cm", "6cm", "3cm", "1.25cm", "6mm", "4mm", "2.5mm", "2mm", "1mm", "submm"),
 }
-_PHONE = frozenset({"SSB", "USB", "LSB", "AM", "FM"})
-# Mode words a filter may use, each with the spot modes it stands for (None: every digital mode).
-FILTER_MODES: dict[str, frozenset[str] | None] = {
-    "cw": frozenset({"CW"}), "ssb": frozenset({"SSB", "USB", "LSB"}), "phone": _PHONE,
-    "rtty": frozenset({"RTTY"}), "data": None, "digi": None,
-    **{m.lower(): frozenset({m}) for m in ("FT8", "FT4", "PSK31", "PSK63", "JT65", "JT9", "JS8",
-                                           "MSK144", "Q65", "FM", "AM", "SSTV", "OLIVIA")},
-}
-_NOT_DIGITAL = _PHONE | {"CW", "RTTY"}
 
 
 def spot_mode(spot: Spot) -> str | None:
@@ -98,7 +90,7 @@ def _freq_item(item: str) -> Predicate:
         if not right:
             return True
         mode = spot_mode(spot)
-        return (mode is not None and mode not in _NOT_DIGITAL) if wanted is None else mode in wanted
+        return (mode is not None and mode not in NOT_DIGITAL) if wanted is None else mode in wanted
 
     return matches
 

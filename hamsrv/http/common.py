@@ -71,6 +71,12 @@ class AppState:
         return entry.json if entry is not None else None
 
 
+def app_state() -> AppState:
+    """The AppState of the app answering the current request (create_app puts it there)."""
+    state: AppState = current_app.extensions["hamsrv"]
+    return state
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None, retry_after: str | None = None):
         super().__init__(message)

@@ -8,10 +8,12 @@ reconcile publishes the record once PowerDNS answers again.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify
 
+from hamsrv.db import dns_records
 from hamsrv.db.database import Row, json_value
 from hamsrv.db.errors import UniqueViolation
 from hamsrv.http.common import ApiError, AppState, json_body, requires_trust
@@ -37,16 +39,15 @@ def _json(row: Row, published: str | None = None) -> dict[str, Any]:
 
 
 async def _mine(state: AppState, user: Row) -> list[Row]:
-    return await state.db.fetch("SELECT * FROM dns_records WHERE owner_id = %s ORDER BY name, type, id", [user["id"]])
+    return await dns_records.owned(state.db, user["id"])
 
 
 async def _publish_or_undo(state: AppState, dns: pdns.MemberDns, touched: set[tuple[str, str]],
-                           undo: list[tuple[str, list[Any]]]) -> str | None:
+                           undo: Callable[[], Awaitable[object]]) -> str | None:
     """Publish; on a 422 (PowerDNS refused the data) run `undo`, publish again and answer 422."""
     problem = await pdns.publish(state.db, dns, touched)
     if problem is not None and " 422 " in problem:
-        for sql, params in undo:
-            await state.db.execute(sql, params)
+        await undo()
         await pdns.publish(state.db, dns, touched)
         raise ApiError(422, problem, "content")
     return problem
@@ -69,17 +70,16 @@ async def add_record(user: Row) -> Response:
     if len(mine) >= dns.quota:
         raise ApiError(409, f"you have {len(mine)} records, the most one member may have ({dns.quota})")
     zid = await pdns.zone_id(state.db, dns)
-    others = await state.db.fetch("SELECT * FROM dns_records WHERE zone_id = %s AND name = %s", [zid, record.name])
+    others = await dns_records.named(state.db, zid, record.name)
     pdns.check_conflicts(record, [pdns.as_record(o) for o in others])
     try:
-        row = await state.db.fetchrow(
-            "INSERT INTO dns_records (zone_id, owner_id, name, type, content, ttl) VALUES (%s, %s, %s, %s, %s, %s)"
-            " RETURNING *", [zid, user["id"], record.name, record.type, record.content, record.ttl])
+        row = await dns_records.insert(state.db, zid, user["id"], record.name, record.type, record.content,
+                                       record.ttl)
     except UniqueViolation:
         raise ApiError(409, f"{record.name} already has this {record.type} record", "content") from None
     assert row is not None
     problem = await _publish_or_undo(state, dns, {(record.name, record.type)},
-                                     [("DELETE FROM dns_records WHERE id = %s", [row["id"]])])
+                                     lambda: dns_records.delete(state.db, row["id"]))
     response = jsonify(_json(row, problem))
     response.status_code = 201 if problem is None else 202
     response.headers["Location"] = f"/api/dns/records/{row['id']}"
@@ -87,7 +87,7 @@ async def add_record(user: Row) -> Response:
 
 
 async def _owned(state: AppState, user: Row, record_id: int) -> Row:
-    row = await state.db.fetchrow("SELECT * FROM dns_records WHERE id = %s AND owner_id = %s", [record_id, user["id"]])
+    row = await dns_records.get_owned(state.db, user["id"], record_id)
     if row is None:
         raise ApiError(404, f"you have no DNS record {record_id}")
     return row
@@ -99,20 +99,17 @@ async def change_record(user: Row, record_id: int) -> Response:
     state, dns, label = _setup(user)
     old = await _owned(state, user, record_id)
     record = pdns.validate(await json_body(), label, base=pdns.as_record(old))
-    others = await state.db.fetch("SELECT * FROM dns_records WHERE zone_id = %s AND name = %s AND id <> %s",
-                                  [old["zone_id"], record.name, record_id])
+    others = await dns_records.named(state.db, old["zone_id"], record.name, besides=record_id)
     pdns.check_conflicts(record, [pdns.as_record(o) for o in others])
     try:
-        row = await state.db.fetchrow(
-            "UPDATE dns_records SET name = %s, type = %s, content = %s, ttl = %s, updated_at = now()"
-            " WHERE id = %s RETURNING *", [record.name, record.type, record.content, record.ttl, record_id])
+        row = await dns_records.update(state.db, record_id, record.name, record.type, record.content, record.ttl)
     except UniqueViolation:
         raise ApiError(409, f"{record.name} already has this {record.type} record", "content") from None
     assert row is not None
     problem = await _publish_or_undo(
         state, dns, {(old["name"], old["type"]), (record.name, record.type)},
-        [("UPDATE dns_records SET name = %s, type = %s, content = %s, ttl = %s WHERE id = %s",
-          [old["name"], old["type"], old["content"], old["ttl"], record_id])])
+        lambda: dns_records.update(state.db, record_id, old["name"], old["type"], old["content"], old["ttl"],
+                                   touch=False))
     response = jsonify(_json(row, problem))
     response.status_code = 200 if problem is None else 202
     return response
@@ -123,7 +120,7 @@ async def change_record(user: Row, record_id: int) -> Response:
 async def delete_record(user: Row, record_id: int) -> Response:
     state, dns, _ = _setup(user)
     old = await _owned(state, user, record_id)
-    await state.db.execute("DELETE FROM dns_records WHERE id = %s", [record_id])
+    await dns_records.delete(state.db, record_id)
     problem = await pdns.publish(state.db, dns, {(old["name"], old["type"])})
     if problem is not None:
         return jsonify({"deleted": record_id, "published": False,

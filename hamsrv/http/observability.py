@@ -16,8 +16,9 @@ import time
 from quart import Response, g, request
 from quart_trio import QuartTrio
 
+from hamsrv.db import import_jobs
+from hamsrv.db.import_jobs import RECORD_COUNTS
 from hamsrv.http.common import AppState
-from hamsrv.ingest.jobs import RECORD_COUNTS
 
 ACCESS_LOG = logging.getLogger("hamsrv.access")
 
@@ -27,16 +28,23 @@ def install(app: QuartTrio, state: AppState) -> None:
                                               "HTTP requests by method, route and status")
     latency = state.metrics.histogram("hamsrv_http_request_duration_seconds",
                                       "HTTP request time until the answer's head, by method and route")
-    pool, m = state.db.pool, state.metrics
-    m.gauge("hamsrv_db_pool_size", "Database connections the pool may open", lambda: pool.max_size)
-    m.gauge("hamsrv_db_pool_in_use", "Database connections borrowed now", lambda: pool.in_use)
+    stats, m = state.db.pool.statistics, state.metrics
+    m.gauge("hamsrv_db_pool_size", "Database connections the pool may open", lambda: stats().max_size)
+    m.gauge("hamsrv_db_pool_in_use", "Database connections borrowed now", lambda: stats().in_use)
     m.gauge("hamsrv_db_pool_waits_total", "Borrowers that found every connection in use and waited",
-            lambda: pool.waits, "counter")
+            lambda: stats().waits, "counter")
     m.gauge("hamsrv_db_pool_timeouts_total", "Borrowers that gave up waiting for a connection",
-            lambda: pool.timeouts, "counter")
+            lambda: stats().timeouts, "counter")
     m.gauge("hamsrv_db_pool_connect_errors_total", "Failed attempts to open a database connection",
-            lambda: pool.connect_errors, "counter")
-    m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: pool.connects, "counter")
+            lambda: stats().connect_errors, "counter")
+    m.gauge("hamsrv_db_pool_connects_total", "Database connections opened", lambda: stats().connects, "counter")
+
+    import_figures = ImportFigures(state)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        await import_figures.refresh(state)
+        return Response(state.metrics.render(), content_type="text/plain; version=0.0.4")
 
     @app.before_request
     async def started() -> None:
@@ -71,10 +79,7 @@ class ImportFigures:
         m.gauge("hamsrv_import_records_per_second", "Records per second of the running imports", lambda: self.rate)
 
     async def refresh(self, state: AppState) -> None:
-        rows = await state.db.fetch(
-            "SELECT status, count(*) AS jobs, " + ", ".join(f"sum({o}) AS {o}" for o in RECORD_COUNTS) +
-            ", sum(CASE WHEN status = 'running' THEN records_read / greatest(extract(epoch FROM now() - "
-            "started_at), 0.001) ELSE 0 END) AS rate FROM import_jobs GROUP BY status")
+        rows = await import_jobs.totals_by_status(state.db)
         self.jobs = {s: 0.0 for s in ("receiving", "queued", "running", "done", "failed")}
         self.records = {o: 0.0 for o in RECORD_COUNTS}
         self.rate = 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, current_app, jsonify
 
+from hamsrv.db import accounts
 from hamsrv.db.database import Row
 from hamsrv.http.common import ApiError, AppState, authenticated, json_body
 
@@ -36,6 +37,5 @@ async def change_settings(user: Row) -> Response:
             raise ApiError(400, f"{key} must be true or false", key)
     state: AppState = current_app.extensions["hamsrv"]
     if "share_qsos" in body:
-        user = await state.db.fetchrow("UPDATE users SET share_qsos = %s WHERE id = %s RETURNING *",
-                                       [body["share_qsos"], user["id"]]) or user
+        user = await accounts.set_share_qsos(state.db, user["id"], body["share_qsos"]) or user
     return jsonify(_settings(user))

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from hamsrv.db import accounts, callbook
 from hamsrv.db.database import Row, json_value
 from hamsrv.http.common import (
     ApiError,
@@ -138,7 +139,7 @@ async def email_start() -> Response:
     call = _callsign(await json_body())
     if state.identity.smtp_url is None:
         raise ApiError(503, "e-mail sign-in is not configured on this server (HAMSRV_SMTP_URL)")
-    row = await state.db.fetchrow("SELECT email, license_status FROM callbook WHERE callsign = %s", [call])
+    row = await callbook.email(state.db, call)
     if row is None or not (row["email"] or "").strip():
         raise ApiError(404, f"the FCC licence data has no e-mail address for {call}; use another sign-in "
                             "(LoTW certificate or QRZ biography)", "callsign")
@@ -225,7 +226,7 @@ async def cluster_password(user: Row) -> Response:
                                      and MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
         raise ApiError(400, f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters, or null", "password")
     stored = await hash_password(password) if password is not None else None
-    await _state().db.execute("UPDATE users SET cluster_password = %s WHERE id = %s", [stored, user["id"]])
+    await accounts.set_cluster_password(_state().db, user["id"], stored)
     return jsonify({"callsign": user["callsign"], "cluster_password": password is not None})
 
 
@@ -235,7 +236,7 @@ async def cluster_password(user: Row) -> Response:
 async def list_users(user: Row) -> Response:
     if "admin" not in user["roles"]:
         raise ApiError(403, "this needs the admin role (hamsrv user role CALL admin)")
-    rows = await _state().db.fetch("SELECT callsign, trust_level, roles, created_at FROM users ORDER BY callsign")
+    rows = await accounts.users_for_admin(_state().db)
     return jsonify({"users": [{"callsign": r["callsign"], "trust": sessions.TRUST_NAMES[r["trust_level"]],
                                "roles": ["user", *r["roles"]], "created_at": json_value(r["created_at"])}
                               for r in rows]})

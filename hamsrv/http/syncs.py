@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, current_app, jsonify
 
+from hamsrv.db import callbook
 from hamsrv.db.database import json_value
 from hamsrv.http.common import AppState, current_user, error
 from hamsrv.model import normalize_call
@@ -43,7 +44,7 @@ async def get_callbook(call: str) -> Any:
     callsign = normalize_call(call)
     if callsign is None:
         return error(400, f"{call[:40]!r} is not a callsign", "call")
-    row = await fcc.lookup(state.db, callsign)
+    row = await callbook.lookup(state.db, callsign)
     if row is None:
         return error(404, f"{callsign} is not in the FCC callbook")
     return jsonify({

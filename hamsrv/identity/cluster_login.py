@@ -4,18 +4,17 @@ trust medium or more. Guesses are rate-limited per address, as scrypt is slow on
 
 from __future__ import annotations
 
-import re
-
 import trio
 
+from hamsrv.db import accounts
 from hamsrv.db.database import Database
 from hamsrv.errors import DatabaseError
 from hamsrv.identity.passwords import check_password
 from hamsrv.identity.ratelimit import Buckets, Rate
 from hamsrv.identity.sessions import TRUST_LEVELS
 from hamsrv.identity.tokens import TOKEN_PREFIX, user_for_token
+from hamsrv.model import without_ssid
 
-_SSID = re.compile(r"-\d{1,2}$")
 MIN_TRUST = TRUST_LEVELS["medium"]
 
 
@@ -28,13 +27,12 @@ class ClusterSignIn:
         """Whether `secret` signs in the account of `login` (an SSID such as -2 is allowed)."""
         if self.guesses.take(peer_ip, trio.current_time()) > 0:
             return False
-        call = _SSID.sub("", login.upper())
+        call = without_ssid(login.upper())
         try:
             if secret.startswith(TOKEN_PREFIX):
                 user = await user_for_token(self.db, secret)
                 return user is not None and user["callsign"] == call and user["trust_level"] >= MIN_TRUST
-            row = await self.db.fetchrow("SELECT cluster_password, trust_level FROM users WHERE callsign = %s",
-                                         [call])
+            row = await accounts.cluster_login_row(self.db, call)
         except DatabaseError:
             return False
         return row is not None and row["trust_level"] >= MIN_TRUST and \

@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hamsrv.db import signin_codes
 from hamsrv.db.database import Database
 
 EMAIL_CODE_TTL = timedelta(minutes=10)
@@ -43,12 +44,7 @@ async def store(db: Database, callsign: str, method: str, secret: str, ttl: time
                 public_code: str | None = None) -> None:
     """Start a sign-in; it replaces the callsign's pending one of the same method (and its tries)."""
     salt = secrets.token_bytes(16)
-    await db.execute(
-        "INSERT INTO signin_codes (callsign, method, salt, secret_sha256, public_code, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, now() + %s) ON CONFLICT (callsign, method) DO UPDATE SET"
-        " salt = excluded.salt, secret_sha256 = excluded.secret_sha256, public_code = excluded.public_code,"
-        " tries = 0, created_at = now(), expires_at = excluded.expires_at",
-        [callsign, method, salt, _hash(salt, secret), public_code, ttl])
+    await signin_codes.put(db, callsign, method, salt, _hash(salt, secret), public_code, ttl)
 
 
 @dataclass(frozen=True)
@@ -64,13 +60,9 @@ async def attempt(db: Database, callsign: str, method: str, secret: str, *, cons
     """Check `secret` against the callsign's pending sign-in, spending one try (given back on success
     without `consume`). On success the sign-in is deleted when `consume` (the QRZ check deletes it only
     once the page shows the code)."""
-    row = await db.fetchrow(
-        "UPDATE signin_codes SET tries = tries + 1 WHERE callsign = %s AND method = %s"
-        " AND expires_at > now() AND tries < %s RETURNING salt, secret_sha256, public_code, tries",
-        [callsign, method, MAX_TRIES])
+    row = await signin_codes.take_try(db, callsign, method, MAX_TRIES)
     if row is None:
-        pending = await db.fetchrow("SELECT tries, expires_at > now() AS live FROM signin_codes"
-                                    " WHERE callsign = %s AND method = %s", [callsign, method])
+        pending = await signin_codes.pending(db, callsign, method)
         if pending is None or not pending["live"]:
             return Attempt(False, f"no pending sign-in for {callsign} (or it expired): request a new code")
         return Attempt(False, f"too many wrong tries ({MAX_TRIES}) for this code: request a new one",
@@ -81,11 +73,10 @@ async def attempt(db: Database, callsign: str, method: str, secret: str, *, cons
     if consume:
         await finish(db, callsign, method)
     else:  # only wrong secrets count: the QRZ check may be repeated until the page shows the code
-        await db.execute("UPDATE signin_codes SET tries = tries - 1 WHERE callsign = %s AND method = %s",
-                         [callsign, method])
+        await signin_codes.give_back_try(db, callsign, method)
         left += 1
     return Attempt(True, public_code=row["public_code"], tries_left=left)
 
 
 async def finish(db: Database, callsign: str, method: str) -> None:
-    await db.execute("DELETE FROM signin_codes WHERE callsign = %s AND method = %s", [callsign, method])
+    await signin_codes.delete(db, callsign, method)

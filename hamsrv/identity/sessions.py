@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import trio
 
+from hamsrv.db import accounts
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import DatabaseError, InputError
 from hamsrv.model import normalize_call
@@ -41,10 +42,7 @@ async def ensure_user(db: Database, callsign: str, trust: int) -> Row:
     call = normalize_call(callsign)
     if call is None:
         raise InputError(f"{callsign!r} is not a callsign", field="callsign")
-    row = await db.fetchrow(
-        "INSERT INTO users (callsign, trust_level) VALUES (%s, %s) ON CONFLICT (callsign)"
-        " DO UPDATE SET trust_level = greatest(users.trust_level, excluded.trust_level) RETURNING *",
-        [call, trust])
+    row = await accounts.upsert_user_trust(db, call, trust)
     assert row is not None
     return row
 
@@ -54,24 +52,19 @@ async def set_role(db: Database, callsign: str, role: str) -> Row | None:
     if role not in ROLES:
         raise InputError(f"role must be one of {', '.join(ROLES)}", field="role")
     roles = ["admin"] if role == "admin" else []
-    return await db.fetchrow("UPDATE users SET roles = %s WHERE callsign = %s RETURNING *",
-                             [roles, callsign.strip().upper()])
+    return await accounts.set_roles(db, callsign.strip().upper(), roles)
 
 
 async def set_trust(db: Database, callsign: str, trust: int) -> Row | None:
     """The operator's override (`hamsrv user trust`): may also lower the level."""
-    return await db.fetchrow("UPDATE users SET trust_level = %s WHERE callsign = %s RETURNING *",
-                             [trust, callsign.strip().upper()])
+    return await accounts.set_trust_level(db, callsign.strip().upper(), trust)
 
 
 async def start_session(db: Database, user_id: int, method: str, ip: str | None,
                         lifetime: timedelta) -> str:
     """A new session token for the user, as trusted as `method` proves."""
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
-    await db.execute(
-        "INSERT INTO sessions (user_id, token_sha256, trust_level, method, ip, expires_at)"
-        " VALUES (%s, %s, %s, %s, %s, now() + %s)",
-        [user_id, _digest(token), METHOD_TRUST[method], method, ip, lifetime])
+    await accounts.insert_session(db, user_id, _digest(token), METHOD_TRUST[method], method, ip, lifetime)
     return token
 
 
@@ -80,26 +73,22 @@ async def user_for_session(db: Database, token: str) -> Row | None:
     `expires_at`; None for an unknown or expired token."""
     if not token.startswith(SESSION_PREFIX) or len(token) > 200:
         return None
-    user = await db.fetchrow(
-        "SELECT u.*, s.id AS session_id, s.trust_level AS trust, s.method, s.expires_at,"
-        " s.last_seen_at < now() - interval '1 minute' AS stale"
-        " FROM sessions s JOIN users u ON u.id = s.user_id"
-        " WHERE s.token_sha256 = %s AND s.expires_at > now()", [_digest(token)])
+    user = await accounts.user_for_session_digest(db, _digest(token))
     if user is None:
         return None
     if user.pop("stale"):  # to the minute: one write a minute per session, not one per request
-        await db.execute("UPDATE sessions SET last_seen_at = now() WHERE id = %s", [user["session_id"]])
+        await accounts.touch_session(db, user["session_id"])
     user["trust"] = min(user["trust"], user["trust_level"])  # the operator may have lowered the account
     return user
 
 
 async def end_session(db: Database, session_id: int) -> None:
-    await db.execute("DELETE FROM sessions WHERE id = %s", [session_id])
+    await accounts.delete_session(db, session_id)
 
 
 async def end_all_sessions(db: Database, user_id: int) -> int:
     """Log out everywhere: every session of the user ends (API tokens for scripts stay)."""
-    return await db.execute("DELETE FROM sessions WHERE user_id = %s", [user_id])
+    return await accounts.delete_sessions_of(db, user_id)
 
 
 async def sweep_expired(db: Database, every: float = 3600.0) -> None:
@@ -114,7 +103,4 @@ async def sweep_expired(db: Database, every: float = 3600.0) -> None:
 
 async def delete_expired(db: Database) -> int:
     """Drop ended sessions, sign-in codes and day-old idempotency records (run now and then)."""
-    n = await db.execute("DELETE FROM sessions WHERE expires_at < now()")
-    n += await db.execute("DELETE FROM signin_codes WHERE expires_at < now()")
-    n += await db.execute("DELETE FROM idempotency_keys WHERE created_at < now() - interval '1 day'")
-    return n
+    return await accounts.delete_expired(db)

@@ -6,6 +6,25 @@ holds a few dozen records (the fast path parses up to 64 at a time) plus the unp
 chunk, whatever the file size. Bad input never
 raises: it becomes a `ParseProblem` event naming the record and byte offset, and results are identical
 however the input is split into chunks.
+
+Three paths read ADI; the rules live in the first, the other two only take what it would read the same:
+
+| path | where | takes | on anything else |
+|---|---|---|---|
+| careful loop | `AdiParser._parse_more` (tag regex) | everything: header, BOM, control tags (<EOH>, <EOR> in any case, <APP_LoTW_EOF>), lengths counted in UTF-8 bytes and repaired, repeated fields, oversized fields and records, multi-line values, truncated input | - |
+| Python fast path | `AdiParser._fast_records` | complete records between two records, up to `fast_records` at a time, whose tags are plain `<NAME:L[:T]>` and whose values are ASCII, one line, exactly as long as declared | stops at that record; the careful loop parses it |
+| C fast path | `_fastadi.c` `encode()`, called by `copy.RowMaker` through `between_records()`/`took_records()` | the same plain records, turned straight into binary COPY rows with normalize()'s column rules, when they need no repair, warning or reject (non-ASCII values only in `extra` fields, when their byte length is unambiguous) | returns; the parser (and normalize) take that record |
+
+How their agreement is tested:
+- careful loop = Python fast path: tests/ingest/test_adif.py `test_adi_fast_path_agrees_with_the_careful_loop`
+  (hypothesis: one feed, where plain records take the fast path, against one byte a feed, where every
+  record goes through the careful loop) and `test_adi_fast_path_leaves_irregular_records_to_the_careful_loop`;
+  chunking: `test_adi_never_raises_and_chunking_does_not_matter`, `test_adi_tag_soup_chunking_does_not_matter`,
+  `test_real_file_chunking_does_not_matter`.
+- C = Python (parser + normalize + psycopg's COPY formatter), byte for byte: tests/ingest/test_fastadi.py
+  `test_fast_rows_are_the_python_rows` and `test_any_text_is_taken_safely_or_left` (hypothesis),
+  `test_plain_records_all_take_the_fast_path`, and `test_testdata_batches_are_the_same_with_and_without_the_fast_path`
+  over every file in testdata/adif; tests/ingest/test_copy.py `test_batches_do_not_depend_on_chunking`.
 """
 
 from __future__ import annotations

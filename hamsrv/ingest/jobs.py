@@ -23,7 +23,7 @@ import trio
 from hamsrv.db.bulk import Stored, prepare_connection, store_rows
 from hamsrv.db.database import Database, Row, json_value
 from hamsrv.db.errors import RefusedData, translated
-from hamsrv.db.import_jobs import claim_job, finish_job, read_chunk, save_progress, unlock_job
+from hamsrv.db.import_jobs import RECORD_COUNTS, claim_job, finish_job, read_chunk, save_progress, unlock_job
 from hamsrv.db.trio_pg import TrioConnection
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.ingest.copy import DEFAULT_BATCH_RECORDS, Batch, BatchMaker
@@ -34,7 +34,6 @@ MAX_STORED_PROBLEMS = 1000  # rejects (and warnings) kept per job; the counts go
 LISTED_DUPLICATES = 20      # duplicates named per job (a re-upload is all duplicates: the count says it)
 CHUNK_BYTES = 1 << 20       # upload chunk stored per import_chunks row, and the CLI's read size
 UNLOCK_TIMEOUT = 5.0        # seconds the advisory unlock may take, even while shutting down
-RECORD_COUNTS = ("records_read", "inserted", "duplicates", "merged", "up_to_date", "rejected")
 _COUNTERS = (*RECORD_COUNTS, "warning_count")
 
 

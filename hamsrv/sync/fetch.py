@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from hamsrv import __name__ as _package
-from hamsrv.db.database import Database, jsonb
 from hamsrv.sync.scheduler import SyncError
 
 USER_AGENT = f"{_package}/0.1 (amateur-radio server; timed sync)"
@@ -121,13 +119,3 @@ async def read_all(answer: Answer, authority: str, limit: int) -> bytes:
         if len(data) > limit:
             raise SyncError(f"{authority}: the answer is larger than {megabytes(limit)}")
     return bytes(data)
-
-
-async def load_details(db: Database, job: str) -> dict[str, Any]:
-    row = await db.fetchrow("SELECT details FROM sync_state WHERE name = %s", [job])
-    return dict(row["details"]) if row else {}
-
-
-async def save_details(db: Database, job: str, details: dict[str, Any]) -> None:
-    await db.execute("INSERT INTO sync_state (name, details) VALUES (%s, %s)"
-                     " ON CONFLICT (name) DO UPDATE SET details = EXCLUDED.details", [job, jsonb(details)])

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from hamsrv.config import Config
+from hamsrv.db import solar, sync_state
 from hamsrv.db.database import Database
 from hamsrv.propagation import SolarReading
 from hamsrv.sync import fetch
@@ -126,14 +127,14 @@ def parse_ssn(data: bytes) -> Reading:
 
 async def latest_reading(db: Database) -> SolarReading | None:
     """For /api/propagation: the stored flux and Kp; `time` is when the sync last got them."""
-    row = await db.fetchrow("SELECT flux, kp, fetched_at FROM solar_latest")
+    row = await solar.latest(db)
     if row is None or row["flux"] is None:
         return None
     return SolarReading(row["flux"], row["kp"], row["fetched_at"], "noaa")
 
 
 async def solar_json(db: Database, now: datetime | None = None) -> dict[str, Any] | None:
-    row = await db.fetchrow("SELECT * FROM solar_latest")
+    row = await solar.latest(db)
     if row is None:
         return None
     now = now or datetime.now(UTC)
@@ -153,16 +154,8 @@ async def solar_json(db: Database, now: datetime | None = None) -> dict[str, Any
 
 async def store(db: Database, flux: Reading | None, kp: Reading | None, ssn: Reading | None) -> None:
     """Keep what arrived; a value that did not arrive this time keeps its older reading."""
-    await db.execute(
-        "INSERT INTO solar_latest (id, flux, flux_time, kp, kp_time, ssn, ssn_month, fetched_at)"
-        " VALUES (1, %s, %s, %s, %s, %s, %s, now()) ON CONFLICT (id) DO UPDATE SET"
-        " flux = coalesce(EXCLUDED.flux, solar_latest.flux),"
-        " flux_time = coalesce(EXCLUDED.flux_time, solar_latest.flux_time),"
-        " kp = coalesce(EXCLUDED.kp, solar_latest.kp), kp_time = coalesce(EXCLUDED.kp_time, solar_latest.kp_time),"
-        " ssn = coalesce(EXCLUDED.ssn, solar_latest.ssn),"
-        " ssn_month = coalesce(EXCLUDED.ssn_month, solar_latest.ssn_month), fetched_at = now()",
-        [flux and flux.value, flux and flux.time, kp and kp.value, kp and kp.time,
-         ssn and ssn.value, ssn and ssn.time.date()])
+    await solar.store(db, (flux.value, flux.time) if flux else None, (kp.value, kp.time) if kp else None,
+                      (ssn.value, ssn.time.date()) if ssn else None)
 
 
 # ---- the job
@@ -170,9 +163,9 @@ async def store(db: Database, flux: Reading | None, kp: Reading | None, ssn: Rea
 async def sync(base_url: str, db: Database, progress: Progress) -> str:
     """Fetch Kp, flux and sunspot number; any one missing is an error, but what did arrive is kept."""
     base = base_url.rstrip("/")
-    details = await fetch.load_details(db, "noaa")
+    details = await sync_state.details(db, "noaa")
     validators: dict[str, fetch.Validators] = details.get("validators", {})
-    have_data = await db.fetchrow("SELECT 1 AS x FROM solar_latest") is not None
+    have_data = await solar.latest(db) is not None
     results: dict[str, Reading | None] = {}
     errors: list[str] = []
     confirmed = 0  # files that arrived or were answered 304
@@ -209,7 +202,7 @@ async def sync(base_url: str, db: Database, progress: Progress) -> str:
                 errors.extend(failed)
     if confirmed:  # fetched_at moves only when NOAA really answered, so staleness shows an outage
         await store(db, results["flux"], results["kp"], results["ssn"])
-    await fetch.save_details(db, "noaa", {**details, "validators": validators})
+    await sync_state.save_details(db, "noaa", {**details, "validators": validators})
     if errors:
         raise SyncError("; ".join(errors))
     parts = [f"{k} {r.value:g}" for k, r in results.items() if r is not None]

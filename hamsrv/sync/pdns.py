@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from hamsrv.config import Config
+from hamsrv.db import accounts, dns_records
 from hamsrv.db.database import Database, Row
 from hamsrv.errors import InputError
 from hamsrv.sync import fetch
@@ -235,10 +236,7 @@ async def zone_rrsets(dns: MemberDns) -> list[dict[str, Any]]:
 # ---- the database side
 
 async def zone_id(db: Database, dns: MemberDns) -> int:
-    row = await db.fetchrow("INSERT INTO dns_zones (name) VALUES (%s) ON CONFLICT (name) DO UPDATE"
-                            " SET name = EXCLUDED.name RETURNING id", [dns.zone])
-    assert row is not None
-    return int(row["id"])
+    return await dns_records.zone_id(db, dns.zone)
 
 
 def as_record(row: Row) -> Record:
@@ -246,8 +244,7 @@ def as_record(row: Row) -> Record:
 
 
 async def rrset_records(db: Database, zid: int, name: str, rtype: str) -> list[Record]:
-    rows = await db.fetch("SELECT name, type, content, ttl FROM dns_records WHERE zone_id = %s AND name = %s"
-                          " AND type = %s AND NOT disabled", [zid, name, rtype])
+    rows = await dns_records.published(db, zid, name, rtype)
     return [as_record(r) for r in rows]
 
 
@@ -280,13 +277,11 @@ async def record_error(db: Database, message: str) -> None:
 async def reconcile(db: Database, dns: MemberDns, progress: Progress) -> str:
     """Make PowerDNS hold exactly the database's records in the member namespace (the labels of users)."""
     zid = await zone_id(db, dns)
-    rows = await db.fetch("SELECT name, type, content, ttl FROM dns_records WHERE zone_id = %s AND NOT disabled",
-                          [zid])
+    rows = await dns_records.published(db, zid)
     wanted: dict[tuple[str, str], list[Record]] = {}
     for row in rows:
         wanted.setdefault((row["name"], row["type"]), []).append(as_record(row))
-    users = await db.fetch("SELECT callsign FROM users")
-    labels = {owner_label(u["callsign"], dns.zone) for u in users}
+    labels = {owner_label(call, dns.zone) for call in await accounts.callsigns(db)}
     live = await zone_rrsets(dns)
     progress(f"PowerDNS holds {len(live)} rrsets in {dns.zone}; the database {len(wanted)}")
     have: dict[tuple[str, str], dict[str, Any]] = {}

@@ -10,7 +10,6 @@ The formats are read in lotw.py and eqsl.py, the matching rule lives in confirma
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -24,7 +23,9 @@ import trio
 
 from hamsrv.bus import wire as bus_wire
 from hamsrv.config import Config
-from hamsrv.db.database import Database, Row, execute_on, fetch_on, json_value
+from hamsrv.db import qsl as qsl_sql
+from hamsrv.db import sync_state
+from hamsrv.db.database import Database, Row, execute_on, json_value
 from hamsrv.db.notify import NOTIFY_SQL, notify
 from hamsrv.errors import DatabaseError
 from hamsrv.identity.vault import Vault, VaultError
@@ -41,6 +42,8 @@ EQSL_OVERLAP = timedelta(hours=1)  # RcvdSince reaches back this far before the 
 # and what comes twice is recognised (not counted as new)
 RETRY_MIN = 300.0  # first retry after a failure (5 min), doubling up to the sync interval
 MATCH_BATCH = 2000  # unmatched confirmations matched per query
+_STATUS_COLUMNS = ("status", "last_run_at", "last_ok_at", "last_error_at", "error", "failures", "summary",
+                   "next_run_at", "details")
 MAX_BODY = 256 << 20  # bytes one answer may have (a whole-life LoTW report is a few tens of MB)
 
 
@@ -109,8 +112,7 @@ class QslService:
     async def schedule_all(self) -> int:
         """Put every stored login's sync on the scheduler (at start); returns how many."""
         assert self.scheduler is not None
-        rows = await self.db.fetch("SELECT a.service, u.id, u.callsign FROM qsl_accounts a"
-                                   " JOIN users u ON u.id = a.user_id ORDER BY u.id, a.service")
+        rows = await qsl_sql.logins_with_users(self.db)
         for row in rows:
             self.scheduler.add(self.job({"id": row["id"], "callsign": row["callsign"]}, row["service"]))
         return len(rows)
@@ -136,9 +138,7 @@ class QslService:
             raise QslError("login", f"the stored {name} password cannot be read: {exc}") from None
         if login is None:
             raise QslError("login", f"no {name} login is stored (PUT /api/qsl/credentials/{service})")
-        state = await self.db.fetchrow("SELECT cursor FROM sync_state WHERE name = %s",
-                                       [job_name(service, user["callsign"])])
-        cursor = state["cursor"] if state else None
+        cursor = await sync_state.cursor(self.db, job_name(service, user["callsign"]))
         started = self.now()
         progress(f"asking {name} for confirmations since {cursor or 'the beginning'}")
         with trio.move_on_after(self.timeout) as waited:
@@ -214,85 +214,49 @@ class QslService:
         outcome = Outcome()
         async with self.db.transaction() as conn:
             if confirmations:
-                inserted = await fetch_on(
-                    conn, "INSERT INTO qsl_confirmations (user_id, service, call, start_at, band, mode, mode_group,"
-                    " qsl_date, fields) SELECT %s, %s, c, s, b, m, g, d, f::jsonb FROM unnest(%s::text[],"
-                    " %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::date[], %s::text[])"
-                    " AS x(c, s, b, m, g, d, f) ON CONFLICT DO NOTHING RETURNING id",
-                    [user["id"], service, [c.call for c in confirmations], [c.start_at for c in confirmations],
-                     [c.band for c in confirmations], [c.mode for c in confirmations],
-                     [c.mode_group for c in confirmations], [c.qsl_date for c in confirmations],
-                     [json.dumps(dict(c.fields)) for c in confirmations]])
-                outcome.new = len(inserted)
+                outcome.new = await qsl_sql.insert_confirmations(
+                    conn, user["id"], service,
+                    [(c.call, c.start_at, c.band, c.mode, c.mode_group, c.qsl_date, c.fields) for c in confirmations])
             outcome.matched = await self._match_waiting(conn, user["id"], service)
-            left = await fetch_on(conn, "SELECT count(*) AS n FROM qsl_confirmations WHERE user_id = %s"
-                                        " AND service = %s AND qso_id IS NULL", [user["id"], service])
-            outcome.unmatched = int(left[0]["n"])
+            outcome.unmatched = await qsl_sql.count_unmatched(conn, user["id"], service)
             if outcome.new:
                 text = f"{outcome.new} new {SERVICE_NAMES[service]} confirmations"
-                await execute_on(
-                    conn, "INSERT INTO qsl_notifications (user_id, service, message, new_count, matched)"
-                    " VALUES (%s, %s, %s, %s, %s)", [user["id"], service, text, outcome.new, outcome.matched])
+                await qsl_sql.add_notice(conn, user["id"], service, text, outcome.new, outcome.matched)
                 await execute_on(conn, NOTIFY_SQL, [bus_wire.CHANNEL, bus_wire.for_user(  # sent at commit
                     user["id"], bus_wire.qsl_event(service, outcome.new, outcome.matched, text))])
-            await execute_on(  # the scheduler made the row already; a direct call (tests) may not have
-                conn, "INSERT INTO sync_state (name, owner_id, cursor, details) VALUES (%s, %s, %s, %s::jsonb)"
-                " ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, details = EXCLUDED.details",
-                [job_name(service, user["callsign"]), user["id"], cursor,
-                 json.dumps({"new": outcome.new, "matched": outcome.matched, "unmatched": outcome.unmatched})])
+            await sync_state.save_cursor(  # the scheduler made the row already; a direct call (tests) may not have
+                conn, job_name(service, user["callsign"]), user["id"], cursor,
+                {"new": outcome.new, "matched": outcome.matched, "unmatched": outcome.unmatched})
         return outcome
 
     async def _match_waiting(self, conn: Any, user_id: int, service: str) -> int:
         """Match the user's unmatched confirmations (new ones and those still waiting for their QSO)."""
         matched_in_all, after = 0, 0
-        column = "lotw" if service == "lotw" else "eqsl"
         while True:
-            rows = await fetch_on(
-                conn, "SELECT id, call, start_at, band, mode, mode_group, qsl_date, fields->>'SUBMODE' AS submode"
-                " FROM qsl_confirmations WHERE user_id = %s AND service = %s AND qso_id IS NULL AND id > %s"
-                " ORDER BY id LIMIT %s", [user_id, service, after, MATCH_BATCH])
+            rows = await qsl_sql.unmatched_after(conn, user_id, service, after, MATCH_BATCH)
             if not rows:
                 return matched_in_all
             after = rows[-1]["id"]
             waiting = [Confirmation(service, r["call"], r["start_at"], r["band"], r["mode"], r["submode"],
                                     r["mode_group"], r["qsl_date"]) for r in rows]
-            candidates = await fetch_on(
-                conn, "SELECT q.id, q.call, q.start_at, q.band, q.freq, q.mode, q.submode FROM qsos q"
-                " WHERE q.owner_id = %s AND q.call = ANY(%s) AND EXISTS (SELECT 1 FROM unnest(%s::text[],"
-                " %s::timestamptz[]) AS c(call, at) WHERE c.call = q.call"
-                " AND q.start_at BETWEEN c.at - interval '30 minutes' AND c.at + interval '30 minutes')"
-                " AND NOT EXISTS (SELECT 1 FROM qsl_confirmations x WHERE x.qso_id = q.id AND x.service = %s)",
-                [user_id, sorted({c.call for c in waiting}), [c.call for c in waiting],
-                 [c.start_at for c in waiting], service])
+            candidates = await qsl_sql.candidate_qsos(conn, user_id, service, [c.call for c in waiting],
+                                                      [c.start_at for c in waiting])
             pairs = match(waiting, [LoggedQso(r["id"], r["call"], r["start_at"], r["band"], r["freq"], r["mode"],
                                               r["submode"]) for r in candidates])
             if pairs:
                 ids = [rows[i]["id"] for i in pairs]
-                await execute_on(
-                    conn, "UPDATE qsl_confirmations c SET qso_id = p.qso, matched_at = now()"
-                    " FROM unnest(%s::bigint[], %s::bigint[]) AS p(conf, qso) WHERE c.id = p.conf",
-                    [ids, list(pairs.values())])
-                await execute_on(
-                    conn, f"UPDATE qsos q SET {column}_qsl_rcvd = 'Y', {column}_qslrdate = p.day,"
-                    " updated_at = now() FROM unnest(%s::bigint[], %s::date[]) AS p(qso, day)"
-                    " WHERE q.id = p.qso AND q.owner_id = %s",
-                    [list(pairs.values()), [waiting[i].qsl_date for i in pairs], user_id])
+                await qsl_sql.record_matches(conn, user_id, service, ids, list(pairs.values()),
+                                             [waiting[i].qsl_date for i in pairs])
                 matched_in_all += len(pairs)
 
     # ---- what the user sees
     async def status(self, user: Row) -> dict[str, Any]:
         """Per service: linked or not, health in words, counts; the unseen notices."""
         services = []
-        accounts = {r["service"] for r in await self.db.fetch(
-            "SELECT service FROM qsl_accounts WHERE user_id = %s", [user["id"]])}
-        totals = {(r["service"], r["matched"]): r["n"] for r in await self.db.fetch(
-            "SELECT service, qso_id IS NOT NULL AS matched, count(*) AS n FROM qsl_confirmations"
-            " WHERE user_id = %s GROUP BY 1, 2", [user["id"]])}
+        accounts = await qsl_sql.linked_services(self.db, user["id"])
+        totals = await qsl_sql.totals(self.db, user["id"])
         for service in SERVICES:
-            row = await self.db.fetchrow(
-                "SELECT status, last_run_at, last_ok_at, last_error_at, error, failures, summary, next_run_at,"
-                " details FROM sync_state WHERE name = %s", [job_name(service, user["callsign"])])
-            row = row or {}
+            row = await sync_state.get(self.db, job_name(service, user["callsign"]), _STATUS_COLUMNS) or {}
             failing = bool(row.get("failures"))
             services.append({
                 "service": service, "name": SERVICE_NAMES[service], "linked": service in accounts,
@@ -304,21 +268,15 @@ class QslService:
                 "confirmations": totals.get((service, True), 0) + totals.get((service, False), 0),
                 "unmatched": totals.get((service, False), 0),
             })
-        notices = await self.db.fetch(
-            "SELECT id, service, message, new_count, matched, created_at FROM qsl_notifications"
-            " WHERE user_id = %s AND seen_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 50", [user["id"]])
+        notices = await qsl_sql.unseen_notices(self.db, user["id"])
         return {"services": services, "notifications": [{k: json_value(v) for k, v in n.items()} for n in notices]}
 
     async def unmatched(self, user: Row, service: str | None, limit: int) -> list[dict[str, Any]]:
-        rows = await self.db.fetch(
-            "SELECT id, service, call, start_at, band, mode, mode_group, qsl_date, received_at"
-            " FROM qsl_confirmations WHERE user_id = %s AND qso_id IS NULL AND (%s::text IS NULL OR service = %s)"
-            " ORDER BY start_at DESC, id DESC LIMIT %s", [user["id"], service, service, limit])
+        rows = await qsl_sql.unmatched(self.db, user["id"], service, limit)
         return [{k: json_value(v) for k, v in r.items()} for r in rows]
 
     async def mark_seen(self, user: Row) -> int:
-        return await self.db.execute("UPDATE qsl_notifications SET seen_at = now() WHERE user_id = %s"
-                                     " AND seen_at IS NULL", [user["id"]])
+        return await qsl_sql.mark_seen(self.db, user["id"])
 
 
 def _reason(exc: Exception) -> str:

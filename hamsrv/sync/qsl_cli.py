@@ -11,6 +11,7 @@ import trio
 
 from hamsrv.cliargs import config_from_args, with_db
 from hamsrv.config import Config
+from hamsrv.db import qsl as qsl_sql
 from hamsrv.db.database import Database
 from hamsrv.errors import HamsrvError
 from hamsrv.identity.vault import (
@@ -57,8 +58,7 @@ async def sync_user(config: Config, db: Database, call: str, services: list[str]
     user = await get_user(db, call)
     if user is None:
         raise HamsrvError(f"no user {call.upper()}")
-    linked = {r["service"] for r in await db.fetch("SELECT service FROM qsl_accounts WHERE user_id = %s",
-                                                  [user["id"]])}
+    linked = await qsl_sql.linked_services(db, user["id"])
     wanted = [s for s in services if s in linked]
     if not wanted:
         raise HamsrvError(f"{user['callsign']} has no {' or '.join(SERVICE_NAMES[s] for s in services)} login "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from hamsrv.db.database import Database, Row, execute_on, fetch_on
+from hamsrv.db import qsl, sync_state
+from hamsrv.db.database import Database, Row
 from hamsrv.identity.vault import Vault
 
 SERVICES = ("lotw", "eqsl")
@@ -50,29 +51,21 @@ async def save_login(db: Database, vault: Vault, user: Row, service: str, login:
     old = await load_login(db, vault, user["id"], service)
     same_account = old is not None and old.username == login.username
     async with db.transaction() as conn:
-        await execute_on(
-            conn, "INSERT INTO qsl_accounts (user_id, service, secret) VALUES (%s, %s, %s)"
-            " ON CONFLICT (user_id, service) DO UPDATE SET secret = EXCLUDED.secret, updated_at = now()",
-            [user["id"], service, seal_login(vault, user["id"], service, login)])
-        await execute_on(
-            conn, "UPDATE sync_state SET failures = 0, error = NULL, next_run_at = now(),"
-            " cursor = CASE WHEN %s THEN cursor END WHERE name = %s",
-            [same_account, job_name(service, user["callsign"])])
+        await qsl.put_login(conn, user["id"], service, seal_login(vault, user["id"], service, login))
+        await sync_state.restart(conn, job_name(service, user["callsign"]), keep_cursor=same_account)
 
 
 async def delete_login(db: Database, user: Row, service: str) -> bool:
     """Forget a login and its sync's state (its confirmations stay); False when there was none."""
     async with db.transaction() as conn:
-        deleted = await execute_on(conn, "DELETE FROM qsl_accounts WHERE user_id = %s AND service = %s",
-                                   [user["id"], service])
-        await execute_on(conn, "DELETE FROM sync_state WHERE name = %s", [job_name(service, user["callsign"])])
-        return deleted == 1
+        deleted = await qsl.delete_login(conn, user["id"], service)
+        await sync_state.delete_on(conn, job_name(service, user["callsign"]))
+        return deleted
 
 
 async def load_login(db: Database, vault: Vault, user_id: int, service: str) -> Login | None:
-    row = await db.fetchrow("SELECT secret FROM qsl_accounts WHERE user_id = %s AND service = %s",
-                            [user_id, service])
-    return None if row is None else open_login(vault, user_id, service, bytes(row["secret"]))
+    sealed = await qsl.sealed_login(db, user_id, service)
+    return None if sealed is None else open_login(vault, user_id, service, sealed)
 
 
 async def reseal_all(db: Database, vault: Vault) -> tuple[int, int]:
@@ -80,13 +73,12 @@ async def reseal_all(db: Database, vault: Vault) -> tuple[int, int]:
     (resealed, already current). One transaction: all or nothing."""
     resealed = current = 0
     async with db.transaction() as conn:
-        for row in await fetch_on(conn, "SELECT user_id, service, secret FROM qsl_accounts FOR UPDATE"):
+        for row in await qsl.all_logins_for_update(conn):
             user_id, service, secret = row["user_id"], row["service"], bytes(row["secret"])
             if vault.sealed_with_current(secret):
                 current += 1
                 continue
             login = open_login(vault, user_id, service, secret)
-            await execute_on(conn, "UPDATE qsl_accounts SET secret = %s WHERE user_id = %s AND service = %s",
-                               [seal_login(vault, user_id, service, login), user_id, service])
+            await qsl.reseal(conn, user_id, service, seal_login(vault, user_id, service, login))
             resealed += 1
     return resealed, current

@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 import trio
 
-from hamsrv.db.database import Database, fetch_on, json_value
+from hamsrv.db import sync_state
+from hamsrv.db.database import Database, json_value
 from hamsrv.errors import DatabaseError, HamsrvError
 from hamsrv.metrics import Registry
 
@@ -111,44 +112,35 @@ class PgStateStore:
         self.db = db
 
     async def load(self, name: str) -> JobState | None:
-        row = await self.db.fetchrow(f"SELECT name, {', '.join(_COLUMNS)} FROM sync_state WHERE name = %s",
-                                     [name])
+        row = await sync_state.get(self.db, name, _COLUMNS)
         return JobState(**row) if row else None
 
     async def load_all(self, owner_id: int | None = None) -> list[JobState]:
-        rows = await self.db.fetch(
-            f"SELECT name, {', '.join(_COLUMNS)} FROM sync_state"
-            " WHERE owner_id IS NULL OR owner_id = %s ORDER BY owner_id NULLS FIRST, name", [owner_id])
+        rows = await sync_state.visible_to(self.db, owner_id, _COLUMNS)
         return [JobState(**row) for row in rows]
 
     async def save(self, state: JobState) -> None:
-        values = [getattr(state, c) for c in _COLUMNS]
-        await self.db.execute(
-            f"INSERT INTO sync_state (name, {', '.join(_COLUMNS)}) VALUES (%s{', %s' * len(_COLUMNS)})"
-            f" ON CONFLICT (name) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _COLUMNS)}",
-            [state.name, *values])
+        await sync_state.put(self.db, state.name, {c: getattr(state, c) for c in _COLUMNS})
 
     async def add_missing(self, state: JobState) -> None:
         """Show a new job (as never run) without overwriting what another node stored meanwhile."""
-        await self.db.execute("INSERT INTO sync_state (name, status, owner_id) VALUES (%s, %s, %s)"
-                              " ON CONFLICT (name) DO NOTHING", [state.name, state.status, state.owner_id])
+        await sync_state.add_missing(self.db, state.name, state.status, state.owner_id)
 
     async def forget(self, name: str) -> None:
-        await self.db.execute("DELETE FROM sync_state WHERE name = %s", [name])
+        await sync_state.delete(self.db, name)
 
     @asynccontextmanager
     async def lock(self, name: str) -> AsyncIterator[bool]:
         key = [LOCK_CLASS, _lock_key(name)]
         async with self.db.connection() as conn:
-            rows = await fetch_on(conn, "SELECT pg_try_advisory_lock(%s, %s) AS got", key)
-            got = bool(rows[0]["got"])
+            got = await sync_state.try_lock(conn, key)
             try:
                 yield got
             finally:
                 if got and not conn.closed:
                     # a dead connection took the lock with it: nothing to release then
                     with trio.CancelScope(shield=True), trio.move_on_after(5), suppress(DatabaseError):
-                        await fetch_on(conn, "SELECT pg_advisory_unlock(%s, %s)", key)
+                        await sync_state.unlock(conn, key)
 
 
 def _lock_key(name: str) -> int:

@@ -97,3 +97,15 @@ async def test_migrations_apply_once_even_when_run_concurrently(db_url: str) -> 
     assert sorted(len(r) for r in results) == [0, 0, len(available())]
     assert await migrate(pool) == []
     await pool.close()
+
+
+async def test_statistics_count_a_wait_and_a_timeout(db_url: str) -> None:
+    pool = Pool(db_url, max_size=1, acquire_timeout=0.2)
+    async with pool.connection():
+        assert pool.statistics().in_use == 1
+        with pytest.raises(PoolTimeout):
+            async with pool.connection():
+                pass
+    stats = pool.statistics()
+    assert (stats.max_size, stats.in_use, stats.connects, stats.waits, stats.timeouts) == (1, 0, 1, 1, 1)
+    await pool.close()

@@ -340,3 +340,13 @@ async def test_settings_are_remembered_between_logins(node):
     assert b"Fred" in await again.command("who")
     other = await node.connect("M0XYZ")
     assert b"no spot filter" in await other.command("sh/filter")
+
+
+async def test_hub_statistics_count_spots_and_duplicates():
+    hub = Hub(prepare=lambda s: None if s.dx == "DUP1AA" else s)
+    for dx in ("K1ABC", "DUP1AA", "K2ABC"):
+        hub.publish(Spot(spotter="G4ABC", freq=14025.0, dx=dx, comment="", time=datetime.now(UTC)))
+    assert hub.statistics().announced_seq == 0
+    hub.flush_tick()
+    stats = hub.statistics()
+    assert (stats.spots_in, stats.duplicates, stats.ring_spots, stats.announced_seq) == (2, 1, 2, 2)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import trio
 
-from hamsrv.http.api import SPOTS_SCAN
+from hamsrv.http.spots import SPOTS_SCAN
 from hamsrv.model import Spot
 from tests.api import Api
 
