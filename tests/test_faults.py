@@ -73,8 +73,11 @@ async def test_postgres_restarted_while_serving_and_importing(own_pg: Any, tmp_p
                     await trio.sleep(0.2)
             assert (await client.get("/api/qsos")).status_code == 200
             first, second = [(await client.get(j)).json() for j in jobs]
-        assert first["inserted"] == 30000 and first["records_read"] == 30000
-        assert second["inserted"] + second["duplicates"] == second["records_read"]
+        # The jobs race for the 15,000 QSOs they share: which one stores each is not defined, the sum is.
+        assert first["records_read"] == 30000 and second["records_read"] == 15000
+        assert first["inserted"] + second["inserted"] == 30000
+        for job in (first, second):
+            assert job["inserted"] + job["duplicates"] == job["records_read"]
         assert served.alive()
     finally:
         code = served.stop()
