@@ -8,6 +8,7 @@ API and the importer accept and reject exactly the same things.
 from __future__ import annotations
 
 import re
+from operator import itemgetter
 from typing import Any
 
 from hamsrv.db.database import Row, json_value
@@ -22,16 +23,24 @@ NUMBERS = {"FREQ": float, "FREQ_RX": float, "DXCC": int}  # the rest are ADIF te
 _FROM_CALL = ("DXCC", "COUNTRY", "CONT", "CQZ")
 
 
+_QSO_VALUES = itemgetter(*QSO_COLUMNS)
+
+
 def _row_qso(row: Row) -> Qso:
-    return Qso(**{c: row[c] for c in QSO_COLUMNS})
+    return Qso(*_QSO_VALUES(row))
 
 
 def qso_json(row: Row) -> dict[str, Any]:
-    """A stored QSO as the API shows it: `id`, its ADIF fields by lower-case name, `created`, `updated`."""
+    """A stored QSO as the API shows it: `id`, its ADIF fields by lower-case name, `created`, `updated`.
+    Written for speed (a call lookup answers with up to 100 of them): bulk key renaming, then the few numbers."""
+    fields = to_fields(_row_qso(row))
     out: dict[str, Any] = {"id": row["id"]}
-    for name, value in to_fields(_row_qso(row)).items():
-        out[name.lower()] = NUMBERS[name](value) if name in NUMBERS else value
-    out["created"], out["updated"] = json_value(row["created_at"]), json_value(row["updated_at"])
+    out.update(zip(map(str.lower, fields), fields.values(), strict=True))
+    for name, number in NUMBERS.items():
+        if name in fields:
+            out[name.lower()] = number(fields[name])
+    created = out["created"] = json_value(row["created_at"])
+    out["updated"] = created if row["updated_at"] == row["created_at"] else json_value(row["updated_at"])
     return out
 
 

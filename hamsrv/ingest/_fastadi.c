@@ -305,6 +305,21 @@ static int in_band(const char *name, double mhz) {
         if (bands[i].name == name) return bands[i].lo - 1e-5 <= mhz && mhz <= bands[i].hi + 1e-5;
     return 0;
 }
+/* normalize._checked: a FREQ outside its BAND that fits it when read as kHz or Hz becomes that many
+   MHz, rounded like Python's round(x, 6) (printf and strtod round exactly, as Python's dtoa does) */
+static int unit_slip_repaired(const char *band, double *mhz) {
+    static const double slips[] = {1e-3, 1e-6};
+    char text[64];
+    for (int i = 0; i < 2; i++) {
+        double scaled = *mhz * slips[i];
+        if (in_band(band, scaled)) {
+            snprintf(text, sizeof text, "%.6f", scaled);
+            *mhz = strtod(text, NULL);
+            return 1;
+        }
+    }
+    return 0;
+}
 /* model.valid_grid: 2, 4, 6 or 8 characters, AA00aa00 */
 static int valid_grid(span v) {
     if (v.n != 2 && v.n != 4 && v.n != 6 && v.n != 8) return 0;
@@ -487,8 +502,10 @@ static int write_row(buffer *out, buffer *json, const record *r, int64_t owner_i
     if (has(f[F_BAND]) && (band_name = band_named(f[F_BAND])) == NULL) return -1;
     if (has(f[F_BAND_RX]) && (band_rx_name = band_named(f[F_BAND_RX])) == NULL) return -1;
     /* normalize._checked: BAND and FREQ agree (a unit slip is repaired there), a QSO has a band */
-    if (band_name != NULL && has(f[F_FREQ]) && !in_band(band_name, freq)) return -1;
-    if (band_rx_name != NULL && has(f[F_FREQ_RX]) && !in_band(band_rx_name, freq_rx)) return -1;
+    if (band_name != NULL && has(f[F_FREQ]) && !in_band(band_name, freq)
+        && !unit_slip_repaired(band_name, &freq)) return -1;
+    if (band_rx_name != NULL && has(f[F_FREQ_RX]) && !in_band(band_rx_name, freq_rx)
+        && !unit_slip_repaired(band_rx_name, &freq_rx)) return -1;
     if (band_name == NULL && has(f[F_FREQ])) band_name = band_for_mhz(freq);
     if (band_rx_name == NULL && has(f[F_FREQ_RX])) band_rx_name = band_for_mhz(freq_rx);
     if (band_name == NULL) return -1;

@@ -212,3 +212,28 @@ def test_non_ascii_names_take_the_fast_path():
                  record([*base, ("GRIDSQUARE", "ü")])):  # column fields are stripped with Unicode rules
         assert fast(text)[0] == 0
         assert len(slow(text)) == 1  # the Python path decides (the grid one is refused: not a locator)
+
+
+_SLIP_BANDS = [(name, lo, hi) for name, lo, hi in BANDS if hi < 300_000]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_SLIP_BANDS), st.floats(0, 1), st.sampled_from((3, 6)), st.integers(0, 6),
+       st.sampled_from(("FREQ", "FREQ_RX")))
+def test_a_freq_in_khz_or_hz_takes_the_fast_path_with_the_python_value(
+        band: tuple[str, float, float], where: float, exponent: int, decimals: int, field: str):
+    """Loggers that write FREQ in kHz or Hz (old Cloudlog exports: 14074000): normalize() reads it as
+    such beside a BAND it then fits, and so does the fast path, to the same rounded MHz."""
+    name, lo, hi = band
+    mhz = lo + (hi - lo) * where
+    text_value = f"{mhz * 10 ** exponent:.{decimals}f}"
+    band_field = "BAND" if field == "FREQ" else "BAND_RX"
+    base = [("CALL", "OH2ABC"), ("QSO_DATE", "20240101"), ("TIME_ON", "1200"), ("BAND", name)]
+    text = record([*base, (band_field, name), (field, text_value)] if field == "FREQ_RX"
+                  else [*base, (field, text_value)])
+    [expected] = slow(text)
+    count, _, rows = fast(text)
+    if expected is None:  # outside the band after all (rounded past an edge): refused by both
+        assert count == 0
+    else:
+        assert count == 1 and rows == expected

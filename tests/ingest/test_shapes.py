@@ -51,6 +51,7 @@ def _file(records: list[bytes], head: bytes = HEADER, tail: bytes = b"") -> byte
 
 ORDERED = list(synthetic_records(ROWS))
 SHUFFLED = random.Random(5).sample(ORDERED, len(ORDERED))
+REAL = list(real_log_records(ROWS))
 # shape: (the logbook's earlier import, the file, merge)
 SHAPES = {
     "1_ordered": (None, _file(ORDERED), False),
@@ -59,8 +60,12 @@ SHAPES = {
     "4_reimport": (_file(ORDERED), _file(ORDERED), False),
     "5_plus_10pct_new": (_file(ORDERED), _file(list(plus_new_records(iter(ORDERED)))), False),
     "6_lotw_merge": (_file(ORDERED), _file(list(lotw_confirmations(iter(ORDERED))), LOTW_HEAD, LOTW_TAIL), True),
-    "7_real_logs": (None, _file(list(real_log_records(ROWS))), False),
+    "7_real_logs": (None, _file(REAL), False),
     "shuffled_into_a_log_holding_half": (_file(ORDERED[::2]), _file(SHUFFLED), False),
+    # New QSOs with non-ASCII, escaped and APP_ fields stored through the staging table (its `extra`
+    # holds the COPY bytes, parsed on the way into qsos), by INSERT and by the merge.
+    "real_logs_into_a_log_holding_half": (_file(REAL[::2]), _file(REAL), False),
+    "real_logs_merged_into_a_log_holding_half": (_file(REAL[::2]), _file(REAL), True),
 }
 _COLUMNS = ", ".join(QSO_COLUMNS)
 
