@@ -310,7 +310,8 @@ class ClusterSession:
             self.feed_lines_ignored += bool(line)
             return []
         spot = event.spot
-        spot.source = f"feed:{self.call}" if self.call else "feed"
+        # `feed:CALL` names the feed when it relays others' spots; its own spots say just `feed`
+        spot.source = f"feed:{self.call}" if self.call and self.call != spot.spotter else "feed"
         return [Publish(spot, by_user=False)]
 
     # ---- user commands

@@ -435,6 +435,8 @@ def test_feed_by_token_and_wrong_token():
     assert LoggedIn("W1AW", feed=True) in events and session.state is State.FEED
     [spot] = published(session.receive_data(b"DX de K1ABC:     14025.0  IP0TRC  cq  1307Z\r\n"))
     assert spot.spotter == "K1ABC" and spot.source == "feed:W1AW"
+    [own] = published(session.receive_data(b"DX de W1AW:     14025.0  IP0TRC  cq  1307Z\r\n"))
+    assert own.spotter == "W1AW" and own.source == "feed"  # the feed's own spot: its call is the spotter
 
     session = ClusterSession(feed_tokens=["s3cret"], clock=clock)
     events = session.receive_data(b"W1AW guess\r\n")
