@@ -26,8 +26,15 @@ DEFAULT_SOURCE = "cluster"
 def json_time(when: datetime) -> str:
     """ISO 8601 UTC. Cluster spots carry the minute only, so zero seconds are left out: `2026-12-04T08:23Z`
     (JavaScript's Date and Python's datetime.fromisoformat read both forms)."""
+    if when == _last_time[0]:  # spots come in time order: most share the previous one's minute
+        return _last_time[1]
     head = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}"
-    return f"{head}Z" if when.second == 0 else f"{head}:{when.second:02d}Z"
+    text = f"{head}Z" if when.second == 0 else f"{head}:{when.second:02d}Z"
+    _last_time[:] = when, text
+    return text
+
+
+_last_time: list = [None, ""]  # (datetime, its text): the last one json_time formatted
 
 
 def json_freq(khz: float) -> float:
@@ -55,8 +62,11 @@ def spot_to_dict(spot: Spot) -> dict[str, object]:
     return out
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per json.dumps call
+
+
 def encode_spot(spot: Spot) -> bytes:
-    return json.dumps(spot_to_dict(spot), separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(spot_to_dict(spot)).encode()
 
 
 @dataclass(slots=True)

@@ -419,14 +419,17 @@ def test_trusted_feed_pushes_raw_lines_without_login():
     assert not session.wants(entry(14025.0))
 
 
-def test_trusted_peer_logged_in_as_user_may_push_too():
+def test_trusted_peer_logged_in_as_user_that_pushes_becomes_a_feed():
     session = ClusterSession(trusted_feed=True, clock=clock)
     session.receive_data(b"G0ABC\r\n")
     assert session.state is State.USER
     events = session.receive_data(b"DX de K1ABC:     14025.0  IP0TRC  cq  1307Z\r\n")
-    [event] = events  # published as a feed spot, no prompt
+    login, event = events  # a feed from now on: published as a feed spot, no prompt
+    assert login == LoggedIn("G0ABC", feed=True) and session.state is State.FEED
     assert isinstance(event, Publish) and not event.by_user
     assert event.spot.spotter == "K1ABC" and event.spot.source == "feed:G0ABC"
+    assert session.receive_data(b"sh/dx\r\n") == []  # commands are feed lines now: no answer, no prompt
+    assert not session.wants(RingEntry(1, event.spot, b"{}", 0.0))
 
 
 def test_feed_by_token_and_wrong_token():
