@@ -12,8 +12,8 @@ import trio
 import trio.testing
 
 from hamsrv.errors import ConfigError
-from hamsrv.firehose.hub import Hub
 from hamsrv.firehose import node as node_module
+from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.metrics import Registry
