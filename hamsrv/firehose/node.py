@@ -325,14 +325,17 @@ class _Connection:
             return
         except OSError:  # reset by the peer, or closed under us
             data = b""
-        if data:
-            for event in self.session.receive_data(data):
+        try:
+            for event in self.session.receive_data(data) if data else ():
                 if isinstance(event, Publish):
                     self._publish(event)
                 elif isinstance(event, Send):
                     self._out.append(event.data)
                 elif isinstance(event, Disconnect):
                     log.info("cluster feed %s %s: %s", self.peer, self.session.call, event.reason)
+        except Exception:  # this runs in the hub's tick: a bug here ends this feed, not the hub
+            log.exception("cluster feed %s failed", self.peer)
+            data = b""
         if not data or self.session.state is State.CLOSED:
             self._feed_ended = True
         if self._out or self._feed_ended:

@@ -439,3 +439,21 @@ async def test_trusted_user_that_pushes_becomes_a_feed(node):
     assert pusher.buffer == b""  # neither prompts nor spots go to a feed
     sources = {e.spot.dx: e.spot.source for e in node.hub.ring.after(0)}
     assert sources == {"IP0TRC": "feed:N1BNC", "IP1TRC": "feed:N1BNC", "K2ABC": "cluster"}
+
+
+async def test_a_bug_in_a_feed_ends_that_feed_not_the_hub(nursery, monkeypatch):
+    node = await start_node(nursery, run_hub=False)
+    feed = await node.connect(call=None)
+    await feed.stream.send_all(feed_line(0))
+    await feed_switched(node, feed)
+
+    def broken(self: object, line: str) -> list[object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(node_module.ClusterSession, "_feed_line", broken)
+    await feed.stream.send_all(feed_line(1))
+    node.hub.flush_tick()  # the bug is caught and logged inside the tick
+    await feed.read_to_eof()  # and the feed is closed
+    node.publish(dx="K2ABC")
+    node.hub.flush_tick()
+    assert node.hub.announced_seq == 2
