@@ -103,7 +103,8 @@ PROTOTYPE_MIN_DELIVERED, PROTOTYPE_MAX_P99_RATIO, PROTOTYPE_MAX_CPU_RATIO = 0.99
 
 def prototype_verdicts(runs: list[Run]) -> list[dict[str, Any]]:
     """Per point both servers completed: hamsrv's delivered share, p99 and CPU per delivery against the
-    prototype's; a point where either run's generator was saturated is not judged."""
+    prototype's. A point is not judged when either run's generator was saturated, or when the prototype
+    itself lost spots (on a shared machine the generator may be starved without using its whole CPU)."""
     verdicts = []
     for ours in runs:
         theirs = find_run(runs, "prototype", ours["clients"], ours["rate"])
@@ -119,8 +120,12 @@ def prototype_verdicts(runs: list[Run]) -> list[dict[str, Any]]:
             misses.append(f"p99 {_fmt(p99, '.2f')}x")
         if cpu is None or cpu > PROTOTYPE_MAX_CPU_RATIO:
             misses.append(f"CPU {_fmt(cpu, '.2f')}x")
-        saturated = ours["generator_saturated"] or theirs["generator_saturated"]
-        status = "not judged (generator saturated)" if saturated else "missed" if misses else "met"
+        if ours["generator_saturated"] or theirs["generator_saturated"]:
+            status = "not judged (generator saturated)"
+        elif theirs["delivered_fraction"] < PROTOTYPE_MIN_DELIVERED:  # the floor itself could not keep up
+            status = "not judged (the prototype also lost spots: generator starved or machine busy)"
+        else:
+            status = "missed" if misses else "met"
         verdicts.append({"clients": ours["clients"], "rate": ours["rate"], "p99_ratio": p99, "cpu_ratio": cpu,
                          "delivered": ours["delivered_fraction"],
                          "prototype_delivered": theirs["delivered_fraction"], "status": status,

@@ -58,8 +58,10 @@ def test_against_the_prototype_each_bar_and_saturation() -> None:
     runs = [run("hamsrv", p99_ms=66.0, server_cpu_s_per_million=0.88), run("prototype"),
             run("hamsrv", 5000, 1000, delivered_fraction=0.99, p99_ms=73.0, server_cpu_s_per_million=0.9),
             run("prototype", 5000, 1000),
-            run("hamsrv", 5000, 100), run("prototype", 5000, 100, generator_saturated=True)]
-    met, missed, saturated = prototype_verdicts(runs)
+            run("hamsrv", 5000, 100), run("prototype", 5000, 100, generator_saturated=True),
+            run("hamsrv", 200, 1000, delivered_fraction=0.9), run("prototype", 200, 1000, delivered_fraction=0.99)]
+    met, missed, saturated, starved = prototype_verdicts(runs)
+    assert starved["status"].startswith("not judged (the prototype also lost spots")
     assert met["status"] == "met" and round(met["p99_ratio"], 2) == 1.1 and round(met["cpu_ratio"], 2) == 1.1
     assert missed["status"] == "missed" and missed["misses"] == ["delivered 99.00%", "p99 1.22x", "CPU 1.12x"]
     assert saturated["status"] == "not judged (generator saturated)"
