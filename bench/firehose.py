@@ -224,6 +224,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     measured: dict[str, str] = {}
     started = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+    load_before = load_average()
     for clients, rate in points:
         for name in args.servers:  # servers interleaved per point, so drift hits all alike
             run = await run_point(name, clients, rate, timing, args, options, measured)
@@ -237,8 +238,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                    f"Python {platform.python_version()}",
         "server_cpus": args.server_cpus, "generator_cpus": args.generator_cpus,
         "warmup_s": timing.warmup, "window_s": timing.window, "drain_s": timing.drain,
-        "measured_processes": measured, "runs": runs,
+        "measured_processes": measured, "runs": runs, "load": [load_before, load_average()],
     }
+
+
+def load_average() -> str:
+    """The machine's 1, 5 and 15 minute load averages: other work on a shared machine skews CPU figures."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def comma_list(kind: type) -> Any:

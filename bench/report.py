@@ -97,6 +97,42 @@ def cpu_ratios(runs: list[Run]) -> list[dict[str, Any]]:
     return ratios
 
 
+# Issue 12's bar against the bare trio prototype at the same point in the same run.
+PROTOTYPE_MIN_DELIVERED, PROTOTYPE_MAX_P99_RATIO, PROTOTYPE_MAX_CPU_RATIO = 0.999, 1.2, 1.1
+
+
+def prototype_verdicts(runs: list[Run]) -> list[dict[str, Any]]:
+    """Per point both servers completed: hamsrv's delivered share, p99 and CPU per delivery against the
+    prototype's. A point is not judged when either run's generator was saturated, or when the prototype
+    itself lost spots (on a shared machine the generator may be starved without using its whole CPU)."""
+    verdicts = []
+    for ours in runs:
+        theirs = find_run(runs, "prototype", ours["clients"], ours["rate"])
+        if ours["server"] != "hamsrv" or theirs is None or "error" in ours or "error" in theirs:
+            continue
+        p99 = ours["p99_ms"] / theirs["p99_ms"] if ours["p99_ms"] and theirs["p99_ms"] else None
+        cpu = (ours["server_cpu_s_per_million"] / theirs["server_cpu_s_per_million"]
+               if ours["server_cpu_s_per_million"] and theirs["server_cpu_s_per_million"] else None)
+        misses = []
+        if ours["delivered_fraction"] < PROTOTYPE_MIN_DELIVERED:
+            misses.append(f"delivered {ours['delivered_fraction']:.2%}")
+        if p99 is None or p99 > PROTOTYPE_MAX_P99_RATIO:
+            misses.append(f"p99 {_fmt(p99, '.2f')}x")
+        if cpu is None or cpu > PROTOTYPE_MAX_CPU_RATIO:
+            misses.append(f"CPU {_fmt(cpu, '.2f')}x")
+        if ours["generator_saturated"] or theirs["generator_saturated"]:
+            status = "not judged (generator saturated)"
+        elif theirs["delivered_fraction"] < PROTOTYPE_MIN_DELIVERED:  # the floor itself could not keep up
+            status = "not judged (the prototype also lost spots: generator starved or machine busy)"
+        else:
+            status = "missed" if misses else "met"
+        verdicts.append({"clients": ours["clients"], "rate": ours["rate"], "p99_ratio": p99, "cpu_ratio": cpu,
+                         "delivered": ours["delivered_fraction"],
+                         "prototype_delivered": theirs["delivered_fraction"], "status": status,
+                         "misses": misses})
+    return verdicts
+
+
 def _fmt(value: Any, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
@@ -152,6 +188,17 @@ def markdown(report: dict[str, Any]) -> str:
                   for r in report["ratios"]]
     else:
         lines.append("No ratio: hamsrv and at least one peer must both complete a point.")
+    if report.get("prototype_verdicts"):
+        lines += ["", f"## hamsrv against the bare trio prototype (issue 12: >= {PROTOTYPE_MIN_DELIVERED:.1%} "
+                      f"delivered, p99 <= {PROTOTYPE_MAX_P99_RATIO}x, CPU per delivery <= {PROTOTYPE_MAX_CPU_RATIO}x)",
+                  "", "| clients x spots/s | hamsrv delivered | prototype delivered | p99 ratio | CPU ratio | result |",
+                  "|---|---:|---:|---:|---:|---|"]
+        lines += [f"| {v['clients']:,} x {v['rate']:,g} | {v['delivered']:.2%} | {v['prototype_delivered']:.2%} | "
+                  f"{_fmt(v['p99_ratio'], '.2f')} | {_fmt(v['cpu_ratio'], '.2f')} | {v['status']}"
+                  + (f" ({', '.join(v['misses'])})" if v["misses"] else "") + " |"
+                  for v in report["prototype_verdicts"]]
+    if report.get("load"):
+        lines += ["", f"Load average (1, 5, 15 min) before the runs: {report['load'][0]}; after: {report['load'][1]}."]
     lines += ["", "Measured processes: " + "; ".join(
         f"{name}: {what}" for name, what in report["measured_processes"].items()) + ".", ""]
     return "\n".join(lines)
@@ -208,6 +255,7 @@ def write_reports(report: dict[str, Any], folder: Path, name: str) -> list[Path]
     folder.mkdir(parents=True, exist_ok=True)
     report["targets"] = target_verdicts(report["runs"])
     report["ratios"] = cpu_ratios(report["runs"])
+    report["prototype_verdicts"] = prototype_verdicts(report["runs"])
     paths = [folder / f"{name}.json", folder / f"{name}.md", folder / f"{name}.png"]
     paths[0].write_text(json.dumps(report, indent=1) + "\n")
     paths[1].write_text(markdown(report))

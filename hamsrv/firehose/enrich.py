@@ -7,6 +7,7 @@ string operations per spot.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -71,20 +72,22 @@ class Enricher:
 
     def __init__(self, cty: CtyTable):
         self.cty = cty
+        # the same spotters and DX calls come again and again: remember their entities (bounded)
+        self._lookup = functools.lru_cache(maxsize=16384)(cty.lookup)
 
     def enrich(self, spot: Spot) -> Spot:
         if spot.band is None:
             spot.band = band_for_mhz(spot.freq / 1000.0)
         if spot.mode is None:
             spot.mode = mode_from_comment(spot.comment) or mode_from_frequency(spot.freq, spot.band)
-        dx = self.cty.lookup(spot.dx)
+        dx = self._lookup(spot.dx)
         if dx is not None:
             spot.dxcc = spot.dxcc if spot.dxcc is not None else dx.dxcc
             spot.country = spot.country or dx.name
             spot.cont = spot.cont or dx.cont
             spot.cqz = spot.cqz if spot.cqz is not None else dx.cqz
             spot.extra.setdefault("dx_ituz", str(dx.ituz))  # for call_itu filters
-        spotter = self.cty.lookup(spot.spotter)  # lookup drops `-#` / `-2` skimmer and SSID suffixes
+        spotter = self._lookup(spot.spotter)  # lookup drops `-#` / `-2` skimmer and SSID suffixes
         if spotter is not None:
             spot.spotter_dxcc = spot.spotter_dxcc if spot.spotter_dxcc is not None else spotter.dxcc
             spot.spotter_cont = spot.spotter_cont or spotter.cont

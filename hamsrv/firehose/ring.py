@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from hamsrv.model import Spot
 
@@ -22,13 +23,34 @@ _AFTER_DX = ("comment", "time", "band", "mode", "dxcc", "country", "cont", "cqz"
 DEFAULT_SOURCE = "cluster"
 
 
+def json_time(when: datetime) -> str:
+    """ISO 8601 UTC. Cluster spots carry the minute only, so zero seconds are left out: `2026-12-04T08:23Z`
+    (JavaScript's Date and Python's datetime.fromisoformat read both forms)."""
+    if when == _last_time[0]:  # spots come in time order: most share the previous one's minute
+        return _last_time[1]
+    head = f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}"
+    text = f"{head}Z" if when.second == 0 else f"{head}:{when.second:02d}Z"
+    _last_time[:] = when, text
+    return text
+
+
+_last_time: list = [None, ""]  # (datetime, its text): the last one json_time formatted
+
+
+def json_freq(khz: float) -> float:
+    """kHz to the Hz, so float noise (14.0741 MHz is 14074.099999999999 kHz) does not reach the wire;
+    whole kHz as an integer (`14025`, not `14025.0`)."""
+    rounded = round(khz, 3)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
 def spot_to_dict(spot: Spot) -> dict[str, object]:
     """The public JSON shape of a spot (WebSocket frames and /api/spots). Keys whose value is unknown
     (null), empty, false or the default (`source` "cluster") are left out: absent means unknown, or no.
     Every byte here is copied once per client, so the lean form is what carries 1,000 spots/s."""
-    out: dict[str, object] = {"id": spot.id, "spotter": spot.spotter, "freq": spot.freq, "dx": spot.dx}
+    out: dict[str, object] = {"id": spot.id, "spotter": spot.spotter, "freq": json_freq(spot.freq), "dx": spot.dx}
     for key in _AFTER_DX:
-        value = spot.time.strftime("%Y-%m-%dT%H:%M:%SZ") if key == "time" else getattr(spot, key)
+        value = json_time(spot.time) if key == "time" else getattr(spot, key)
         if value is not None and value != "":
             out[key] = value
     if spot.skimmer:
@@ -40,8 +62,11 @@ def spot_to_dict(spot: Spot) -> dict[str, object]:
     return out
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per json.dumps call
+
+
 def encode_spot(spot: Spot) -> bytes:
-    return json.dumps(spot_to_dict(spot), separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(spot_to_dict(spot)).encode()
 
 
 @dataclass(slots=True)

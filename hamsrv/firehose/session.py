@@ -188,7 +188,8 @@ class ClusterSession:
             self.feed_lines_ignored += bool(line)
             return []
         spot = event.spot
-        spot.source = f"feed:{self.call}" if self.call else "feed"
+        # `feed:CALL` names the feed when it relays others' spots; its own spots say just `feed`
+        spot.source = f"feed:{self.call}" if self.call and self.call != spot.spotter else "feed"
         return [Publish(spot, by_user=False)]
 
     # ---- user commands
@@ -206,8 +207,11 @@ class ClusterSession:
         return [self._reply(goodbye), Disconnect(reason)]
 
     def _command(self, line: str) -> list[Event]:
-        if self.trusted_feed and self._is_spot_line(line):  # a trusted peer may push while logged in
-            return self._feed_line(line)
+        if self.trusted_feed and self._is_spot_line(line):
+            # a trusted peer that logged in with a call and pushes spot lines is a feed from now on:
+            # no prompts, no spots sent to it
+            self.state = State.FEED
+            return [LoggedIn(self.call, feed=True), *self._feed_line(line)]
         events: list[Event] = [self._reply(line)] if self.echo and line else []
         if line:
             events += self._dispatch(line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -170,10 +171,27 @@ def test_prepare_never_raises_on_any_valid_spot(s):
 def test_spots_are_sent_lean() -> None:
     """Issue 12: null, false, empty and default values are left out of the JSON (absent = unknown)."""
     bare = Spot("K1ABC", 14025.0, "JA1XYZ", "", datetime(2026, 12, 3, 12, 0, tzinfo=UTC))
-    assert spot_to_dict(bare) == {"id": 0, "spotter": "K1ABC", "freq": 14025.0, "dx": "JA1XYZ",
-                                  "time": "2026-12-03T12:00:00Z"}
+    assert spot_to_dict(bare) == {"id": 0, "spotter": "K1ABC", "freq": 14025, "dx": "JA1XYZ",
+                                  "time": "2026-12-03T12:00Z"}
     skimmer = Spot("PJ2A-#", 14025.0, "JA1XYZ", "CW 16 dB", datetime(2026, 12, 3, 12, 0, tzinfo=UTC),
                    band="20m", snr=16, skimmer=True, source="feed")
     assert spot_to_dict(skimmer) == {**spot_to_dict(bare), "spotter": "PJ2A-#", "comment": "CW 16 dB",
                                      "band": "20m", "snr": 16, "skimmer": True, "source": "feed"}
-    assert len(encode_spot(bare)) < 90
+    assert encode_spot(bare) == (b'{"id":0,"spotter":"K1ABC","freq":14025,"dx":"JA1XYZ",'
+                                 b'"time":"2026-12-03T12:00Z"}')
+
+
+def test_lean_numbers_and_times() -> None:
+    """No float noise, no `.0` on whole kHz, seconds only when the spot has them."""
+    noisy = Spot("K1ABC", 14.0741 * 1000, "JA1XYZ", "", datetime(2026, 12, 3, 12, 0, 7, 250, tzinfo=UTC))
+    assert spot_to_dict(noisy)["freq"] == 14074.1 and b'"freq":14074.1,' in encode_spot(noisy)
+    assert spot_to_dict(noisy)["time"] == "2026-12-03T12:00:07Z"
+
+
+@given(khz=st.floats(0.0, 1e9), when=st.datetimes(timezones=st.just(UTC)))
+def test_lean_values_read_back(khz: float, when: datetime) -> None:
+    """What the JSON says is the spot's frequency to the Hz and its time to the second."""
+    encoded = json.loads(encode_spot(Spot("K1ABC", khz, "JA1XYZ", "", when)))
+    assert abs(encoded["freq"] - khz) <= 0.0005 + khz * 1e-15
+    back = datetime.fromisoformat(encoded["time"].replace("Z", "+00:00"))
+    assert back == when.replace(microsecond=0)

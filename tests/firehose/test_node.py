@@ -9,8 +9,10 @@ from functools import partial
 
 import pytest
 import trio
+import trio.testing
 
 from hamsrv.errors import ConfigError
+from hamsrv.firehose import node as node_module
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.node import ClusterLimits, FeedPolicy, serve_cluster
 from hamsrv.firehose.ring import SpotRing
@@ -78,9 +80,12 @@ class Node:
         return float(match[1])
 
 
-async def start_node(nursery: trio.Nursery, ring: SpotRing | None = None, **kwargs) -> Node:
+async def start_node(nursery: trio.Nursery, ring: SpotRing | None = None, run_hub: bool = True,
+                     **kwargs) -> Node:
+    """A node on a free port; with run_hub=False the test calls hub.flush_tick() itself (ticks by hand)."""
     hub, metrics = Hub(ring), Registry()
-    await nursery.start(hub.run)
+    if run_hub:
+        await nursery.start(hub.run)
     kwargs.setdefault("feeds", FeedPolicy.parse("127.0.0.1"))
     port = await nursery.start(partial(serve_cluster, hub, "127.0.0.1", 0, node_call="GB7HAM",
                                        metrics=metrics, **kwargs))
@@ -350,3 +355,115 @@ async def test_hub_statistics_count_spots_and_duplicates():
     hub.flush_tick()
     stats = hub.statistics()
     assert (stats.spots_in, stats.duplicates, stats.ring_spots, stats.announced_seq) == (2, 1, 2, 2)
+
+
+# ---- one pass per read, one write per read; feeds read once per tick (issue 12)
+
+LINE = b"DX de K1ABC:     14025.0  IP0TRC       cq                             1307Z\r\n"
+
+
+def feed_line(n: int) -> bytes:
+    return LINE.replace(b"IP0TRC", f"IP{n}TRC".encode())
+
+
+async def test_several_user_lines_in_one_read_get_one_write(node, monkeypatch):
+    writes: list[bytes] = []
+    send = node_module._Connection._send
+
+    async def counted(self: node_module._Connection, data: bytes) -> None:
+        writes.append(data)
+        await send(self, data)
+
+    client = await node.connect()
+    monkeypatch.setattr(node_module._Connection, "_send", counted)
+    await client.stream.send_all(b"set/name Fred\r\nsh/filter\r\nset/na")  # ends inside a line
+    await client.read_until(b"no spot filter")
+    await client.read_until(b"hamsrv >\r\n")
+    assert len(writes) == 1 and writes[0].count(b"hamsrv >\r\n") == 2
+    await client.stream.send_all(b"me Bob\r\n")  # the rest of the line, in the next read
+    await client.read_until(b"hamsrv >\r\n")
+    assert len(writes) == 2 and b"Bob" in writes[1]
+    assert b"Bob" in await client.command("who")
+
+
+async def feed_switched(node: Node, client: Client) -> None:
+    """Wait until the node took `client` for a feed and its reader went quiet."""
+    with trio.fail_after(SAFETY):
+        while node.metric("hamsrv_cluster_feeds") != 1:
+            await trio.sleep(0.01)
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_feed_lines_are_taken_at_the_tick_they_arrived_in(nursery):
+    node = await start_node(nursery, run_hub=False)
+    feed = await node.connect(call=None)
+    await feed.stream.send_all(feed_line(0))
+    await feed_switched(node, feed)
+    node.hub.flush_tick()
+    assert node.hub.ring.last_seq == node.hub.announced_seq == 1  # the first line went the usual way
+    await feed.stream.send_all(feed_line(1) + feed_line(2) + feed_line(3)[:30])  # 2 lines and a half
+    node.hub.flush_tick()
+    assert node.hub.ring.last_seq == node.hub.announced_seq == 3  # published and announced in this tick
+    await feed.stream.send_all(feed_line(3)[30:])
+    node.hub.flush_tick()
+    assert [e.spot.dx for e in node.hub.ring.after(0)] == ["IP0TRC", "IP1TRC", "IP2TRC", "IP3TRC"]
+    assert node.metric("hamsrv_cluster_feed_spots_total") == 4
+    node.hub.flush_tick()  # nothing new: nothing published, the feed is still there
+    assert node.hub.ring.last_seq == 4 and node.metric("hamsrv_cluster_feeds") == 1
+    assert feed.buffer == b""  # no prompt, no echo, no spots for a feed
+
+    await feed.stream.send_all(b"bye\r\n")
+    node.hub.flush_tick()
+    assert b"73 feed" in await feed.read_to_eof()
+    with trio.fail_after(SAFETY):
+        while node.metric("hamsrv_cluster_feeds") != 0:
+            await trio.sleep(0.01)
+
+
+async def test_feed_that_hangs_up_is_let_go_at_the_next_tick(nursery):
+    node = await start_node(nursery, run_hub=False)
+    feed = await node.connect(call=None)
+    await feed.stream.send_all(feed_line(0))
+    await feed_switched(node, feed)
+    await feed.stream.send_all(feed_line(1))
+    await feed.stream.aclose()
+    node.hub.flush_tick()
+    assert node.hub.ring.last_seq == 2  # what it sent before hanging up still counts
+    node.hub.flush_tick()  # this tick's read finds the end
+    with trio.fail_after(SAFETY):
+        while node.metric("hamsrv_cluster_feeds") != 0:
+            await trio.sleep(0.01)
+
+
+async def test_trusted_user_that_pushes_becomes_a_feed(node):
+    pusher = await node.connect("N1BNC")
+    assert node.metric("hamsrv_cluster_users") == 1
+    await pusher.stream.send_all(LINE)
+    await feed_switched(node, pusher)
+    assert node.metric("hamsrv_cluster_users") == 0
+    await pusher.stream.send_all(feed_line(1))
+    user = await node.connect()
+    node.publish(dx="K2ABC")
+    await user.spot_lines(1)
+    await trio.testing.wait_all_tasks_blocked()
+    assert pusher.buffer == b""  # neither prompts nor spots go to a feed
+    sources = {e.spot.dx: e.spot.source for e in node.hub.ring.after(0)}
+    assert sources == {"IP0TRC": "feed:N1BNC", "IP1TRC": "feed:N1BNC", "K2ABC": "cluster"}
+
+
+async def test_a_bug_in_a_feed_ends_that_feed_not_the_hub(nursery, monkeypatch):
+    node = await start_node(nursery, run_hub=False)
+    feed = await node.connect(call=None)
+    await feed.stream.send_all(feed_line(0))
+    await feed_switched(node, feed)
+
+    def broken(self: object, line: str) -> list[object]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(node_module.ClusterSession, "_feed_line", broken)
+    await feed.stream.send_all(feed_line(1))
+    node.hub.flush_tick()  # the bug is caught and logged inside the tick
+    await feed.read_to_eof()  # and the feed is closed
+    node.publish(dx="K2ABC")
+    node.hub.flush_tick()
+    assert node.hub.announced_seq == 2

@@ -419,14 +419,17 @@ def test_trusted_feed_pushes_raw_lines_without_login():
     assert not session.wants(entry(14025.0))
 
 
-def test_trusted_peer_logged_in_as_user_may_push_too():
+def test_trusted_peer_logged_in_as_user_that_pushes_becomes_a_feed():
     session = ClusterSession(trusted_feed=True, clock=clock)
     session.receive_data(b"G0ABC\r\n")
     assert session.state is State.USER
     events = session.receive_data(b"DX de K1ABC:     14025.0  IP0TRC  cq  1307Z\r\n")
-    [event] = events  # published as a feed spot, no prompt
+    login, event = events  # a feed from now on: published as a feed spot, no prompt
+    assert login == LoggedIn("G0ABC", feed=True) and session.state is State.FEED
     assert isinstance(event, Publish) and not event.by_user
     assert event.spot.spotter == "K1ABC" and event.spot.source == "feed:G0ABC"
+    assert session.receive_data(b"sh/dx\r\n") == []  # commands are feed lines now: no answer, no prompt
+    assert not session.wants(RingEntry(1, event.spot, b"{}", 0.0))
 
 
 def test_feed_by_token_and_wrong_token():
@@ -435,6 +438,8 @@ def test_feed_by_token_and_wrong_token():
     assert LoggedIn("W1AW", feed=True) in events and session.state is State.FEED
     [spot] = published(session.receive_data(b"DX de K1ABC:     14025.0  IP0TRC  cq  1307Z\r\n"))
     assert spot.spotter == "K1ABC" and spot.source == "feed:W1AW"
+    [own] = published(session.receive_data(b"DX de W1AW:     14025.0  IP0TRC  cq  1307Z\r\n"))
+    assert own.spotter == "W1AW" and own.source == "feed"  # the feed's own spot: its call is the spotter
 
     session = ClusterSession(feed_tokens=["s3cret"], clock=clock)
     events = session.receive_data(b"W1AW guess\r\n")
