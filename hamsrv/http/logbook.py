@@ -114,24 +114,24 @@ async def create_qso(user: Row) -> Response:
 @blueprint.get("/api/qsos/<int:qso_id>")
 @authenticated
 async def get_qso(user: Row, qso_id: int) -> Response:
-    state = app_state()
-    row = await qsos.get(state.db, user["id"], qso_id)
+    return jsonify(qso_json(await _own_qso(user, qso_id)))
+
+
+async def _own_qso(user: Row, qso_id: int) -> Row:
+    """The user's QSO, or 404 (another user's QSO is not theirs to see either)."""
+    row = await qsos.get(app_state().db, user["id"], qso_id)
     if row is None:
         raise ApiError(404, f"no QSO {qso_id}")
-    return jsonify(qso_json(row))
+    return row
 
 
 @blueprint.patch("/api/qsos/<int:qso_id>")
 @authenticated
 async def patch_qso(user: Row, qso_id: int) -> Response:
-    state = app_state()
     patch = await json_body()
-    current = await qsos.get(state.db, user["id"], qso_id)
-    if current is None:
-        raise ApiError(404, f"no QSO {qso_id}")
-    row = row_from_json(patch, base=current)
+    row = row_from_json(patch, base=await _own_qso(user, qso_id))
     try:
-        updated = await qsos.replace(state.db, user["id"], qso_id, row)
+        updated = await qsos.replace(app_state().db, user["id"], qso_id, row)
     except UniqueViolation:
         raise ApiError(409, "another QSO has the same call, band, mode and minute") from None
     if updated is None:
