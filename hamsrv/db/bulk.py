@@ -96,6 +96,11 @@ _STAGED_EXTRA = "convert_from(substring(extra FROM 2), 'UTF8')::jsonb"
 _STAGING = ("CREATE TEMP TABLE IF NOT EXISTS qso_staging ON COMMIT DELETE ROWS AS SELECT "
             + ", ".join("NULL::bytea AS extra" if c == "extra" else c for c in _ROW_COLUMNS)
             + " FROM qsos WITH NO DATA")
+# Each staged row's place in its batch (1 = first): COPY fills the default row by row in input order,
+# and the sequence starts again at each batch. (ctid order is not input order: rows can land on any
+# page with room.)
+_STAGING_ORDER = "ALTER TABLE qso_staging ADD COLUMN IF NOT EXISTS ord bigserial"
+_RESTART_ORDER = "SELECT setval(pg_get_serial_sequence('qso_staging', 'ord'), 1, false)"
 _FROM_STAGING = ", ".join(_STAGED_EXTRA if c == "extra" else c for c in _ROW_COLUMNS)
 _COPY_STAGING = f"COPY qso_staging ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
 _COPY_DIRECT = f"COPY qsos ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -131,7 +136,7 @@ _BEGIN = ("SELECT set_config('hamsrv.quiet', 'on', true), set_config('synchronou
 _KEY = "date_trunc('minute', start_at AT TIME ZONE 'UTC'), call, coalesce(band, ''), coalesce(mode, '')"
 _MERGE = (
     f"WITH stored AS (INSERT INTO qsos ({_COLUMNS}) SELECT {_FROM_STAGING} FROM"
-    f" (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ctid DESC) s"
+    f" (SELECT DISTINCT ON ({_KEY}) * FROM qso_staging ORDER BY {_KEY}, ord DESC) s"
     " ON CONFLICT (owner_id, start_minute, call, coalesce(band, ''), coalesce(mode, '')) DO UPDATE SET "
     + ", ".join(f"{c} = coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS) + ", updated_at = now()"
     " WHERE " + " OR ".join(f"qsos.{c} IS DISTINCT FROM coalesce(excluded.{c}, qsos.{c})" for c in QSL_COLUMNS)
@@ -145,27 +150,28 @@ _DISTINCT_QSOS = f"SELECT count(*) FROM (SELECT DISTINCT {_KEY} FROM qso_staging
 # The first duplicates of a batch just stored through staging, asked only while the import's list of
 # duplicates has room: rows are numbered in COPY order. A row is a duplicate when an earlier row of the
 # batch has the same QSO (a merge keeps the later one instead), or, without merge, when the stored QSO
-# is not the one this transaction inserted. Without merge the batch's first pages are asked first: a
+# is not the one this transaction inserted. Without merge the batch's first rows are asked first: a
 # re-upload's first rows are duplicates, so the listing costs a few hundred index probes, not a batch's.
-def _duplicates(*, merge: bool, first_pages: bool = False) -> str:
+def _duplicates(*, merge: bool, first_rows: bool = False) -> str:
     earlier_first = "DESC" if merge else "ASC"
     stored_before = "" if merge else (f" OR EXISTS (SELECT FROM qsos q WHERE {_SAME_QSO}"
                                       " AND q.xmin <> pg_current_xact_id()::xid)")
-    prefix = f" WHERE ctid < '({_FIRST_PAGES},0)'::tid" if first_pages else ""
-    return ("SELECT n, call, start_at, band, mode FROM (SELECT row_number() OVER (ORDER BY ctid) AS n,"
-            f" row_number() OVER (PARTITION BY {_KEY} ORDER BY ctid {earlier_first}) AS nth, *"
+    prefix = f" WHERE ord <= {_FIRST_ROWS}" if first_rows else ""
+    return ("SELECT n, call, start_at, band, mode FROM (SELECT ord AS n,"
+            f" row_number() OVER (PARTITION BY {_KEY} ORDER BY ord {earlier_first}) AS nth, *"
             f" FROM qso_staging{prefix}) s WHERE nth > 1{stored_before} ORDER BY n LIMIT %s")
 
 
-_FIRST_PAGES = 4
+_FIRST_ROWS = 400
 _DUPLICATES = {merge: _duplicates(merge=merge) for merge in (False, True)}
-_DUPLICATES_FIRST_PAGES = _duplicates(merge=False, first_pages=True)
+_DUPLICATES_FIRST_ROWS = _duplicates(merge=False, first_rows=True)
 
 
 async def prepare_connection(conn: TrioConnection) -> None:
     """Create the session's staging table (once per connection; rows vanish at each commit)."""
     with translated():
         await conn.execute(_STAGING)
+        await conn.execute(_STAGING_ORDER)
 
 
 async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int, *, merge: bool,
@@ -181,7 +187,7 @@ async def store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: int
         stored = await _store_rows(conn, owner_id, data, rows, merge, starts, expect_new)
         wanted = min(list_duplicates, stored.duplicates)
         if wanted > 0:
-            stored.duplicate_rows = [] if merge else await _first_duplicates(conn, _DUPLICATES_FIRST_PAGES, wanted)
+            stored.duplicate_rows = [] if merge else await _first_duplicates(conn, _DUPLICATES_FIRST_ROWS, wanted)
             if len(stored.duplicate_rows) < wanted:
                 stored.duplicate_rows = await _first_duplicates(conn, _DUPLICATES[merge], wanted)
         return stored
@@ -201,6 +207,7 @@ async def _store_rows(conn: TrioConnection, owner_id: int, data: bytes, rows: in
     nothing_in_range = starts is not None and not begun[-1]
     if not merge and (expect_new or nothing_in_range) and await _straight_in(conn, data):
         return Stored(inserted=rows)
+    await conn.execute(_RESTART_ORDER)
     async with conn.cursor().copy(_COPY_STAGING) as copy:
         await copy.write(data)
     if not merge:

@@ -106,7 +106,7 @@ async def test_interrupted_run_resumes_after_the_committed_records(db: Database)
     assert await db.fetch(ROW_KEY, [resumed]) == await db.fetch(ROW_KEY, [reference])
     # the named duplicates survive the interruption too
     assert [d["record"] for d in done["duplicate_records"]] == list(range(3001, 3001 + LISTED_DUPLICATES))
-    assert done["duplicate_records"] == other["duplicate_records"]
+    assert done["duplicate_records"] == other["duplicate_records"], ([d["record"] for d in done["duplicate_records"]], [d["record"] for d in other["duplicate_records"]])
 
 
 async def test_two_runners_run_each_job_once(db: Database, nursery: trio.Nursery):
