@@ -120,10 +120,10 @@ class Primary:
         hub.add_tick_listener(self._on_tick)
 
     def _on_tick(self, entries: list[RingEntry]) -> None:
-        for entry in entries:
-            seq = self.shared.append(encode_record(entry))
-            if seq != entry.seq:  # cannot happen while one primary writes; say so loudly if it does
-                log.error("shared ring numbering drifted: %d != %d", seq, entry.seq)
+        written = self.shared.last_seq
+        for entry in entries:  # the primary's numbering is the truth; a restarted primary's first tick
+            if entry.seq > written:  # holds the spots it loaded from the shared ring: not again
+                self.shared.append(encode_record(entry), entry.seq)
         for fd in self.role.wake:
             with contextlib.suppress(BlockingIOError):  # that follower has a wake-up pending already
                 os.write(fd, b"!")

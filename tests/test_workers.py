@@ -148,6 +148,7 @@ async def _exercise(port: int, token: str, cluster_port: int) -> list[int]:
             assert r.json()["id"] > 47
             history = (await client.get("/api/spots", params={"since": "0"})).json()["spots"]
             assert [h["dx"] for h in history][:7] == [f"JA{i}XYZ" for i in range(6)] + ["IP0TRC"]
+            assert len({h["dx"] for h in history}) == len(history)  # the new primary sent nothing twice
             for ws in clients:
                 await ws.aclose()
             n.cancel_scope.cancel()

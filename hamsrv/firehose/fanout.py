@@ -257,8 +257,9 @@ class Firehose:
         # Replay runs up to the last announced spot and the next tick brings the rest, so `since`
         # never needs an early tick (which would let clients defeat the batching).
         live = self.hub.announced_seq
-        if since is not None and since > live:  # ids from before a reset: say so, then go live
+        if since is not None and not self.hub.ring.resumable(since, live):  # ids of another life: say so
             self._send(client, control_frame({"type": "reset", "since": since, "last_id": live}))
+            since = None  # and go live
         if since is None or since >= live:
             self._move(client, State.LIVE)
         else:

@@ -40,7 +40,7 @@ _last_time: list = [None, ""]  # (datetime, its text): the last one json_time fo
 def json_freq(khz: float) -> float:
     """kHz to the Hz, so float noise (14.0741 MHz is 14074.099999999999 kHz) does not reach the wire;
     whole kHz as an integer (`14025`, not `14025.0`)."""
-    rounded = round(khz, 3)
+    rounded = round(float(khz), 3)  # a spot read back from its JSON may hold an int
     return int(rounded) if rounded.is_integer() else rounded
 
 
@@ -90,6 +90,13 @@ class SpotRing:
         self._entries: list[RingEntry] = []
         self._head = 0  # index of the oldest live entry in _entries
         self.last_seq = 0
+        self.floor = 0  # ids below it were given out in an earlier life of the server, now unknown
+
+    def resumable(self, since: int, live: int) -> bool:
+        """Whether a client resuming after `since` can be given what it missed: not when `since` lies
+        beyond the last id sent (the ids started again) or below the floor (given out before a crash,
+        whose last ids were never saved). 0 means from the start and is always fine."""
+        return since == 0 or self.floor <= since <= live
 
     @property
     def first_seq(self) -> int:

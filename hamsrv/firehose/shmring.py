@@ -94,15 +94,20 @@ class SharedRing:
         """Oldest sequence number that may still be readable (a hint: data reuse can evict sooner)."""
         return max(1, self.last_seq - self.slots + 1)
 
-    def append(self, record: bytes) -> int:
-        """Write one record; returns its sequence number. One process at a time may write."""
+    def append(self, record: bytes, seq: int | None = None) -> int:
+        """Write one record as `seq` (default: the next number; a later one skips numbers, which readers
+        find lapped, as when the writer's own numbering continues a saved history); returns its sequence
+        number. One process at a time may write."""
         if not self._writer:
             raise PermissionError("this process opened the ring for reading")
         n = len(record)
         if n > self.max_record:
             raise ValueError(f"record of {n} bytes is larger than the ring allows ({self.max_record})")
         buf, words, cap = self._buf, self._words, self.capacity
-        seq = words[_LAST_SEQ] + 1
+        if seq is None:
+            seq = words[_LAST_SEQ] + 1
+        elif seq <= words[_LAST_SEQ]:
+            raise ValueError(f"record {seq} is not newer than {words[_LAST_SEQ]}")
         off = words[_DATA_HEAD]
         if off % cap + n > cap:  # never wrap a record: skip to the start of the data area
             off += cap - off % cap

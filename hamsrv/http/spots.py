@@ -37,8 +37,8 @@ async def list_spots() -> Response:
         picked = list(islice((e for e in newest if spot_filter.matches(e.spot)), limit))
         picked.reverse()
         scanned_to = live
-    # A `since` beyond the last id comes from before a reset of the ids (history lost): say so.
-    reset = b',"reset":true' if since > live else b""
+    # A `since` from another life of the ids (history lost, or a crash): say so.
+    reset = b"" if ring.resumable(since, live) else b',"reset":true'
     body = (b'{"spots":[' + b",".join(e.json for e in picked)
             + b'],"last_id":%d,"scanned_to":%d%s}' % (live, scanned_to, reset))
     return Response(body, content_type="application/json")  # the ring's spots are encoded already

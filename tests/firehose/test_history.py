@@ -16,10 +16,13 @@ from trio_websocket import open_websocket_url
 
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
-from hamsrv.firehose.history import FILE_NAME, decode_history, encode_history
+from hamsrv.firehose.history import CRASH_SKIP, FILE_NAME, decode_history, encode_history, restore
+from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.identity.tokens import add_user, issue_token
 from hamsrv.model import Spot
+from tests.served import start_serve
+from tests.test_abuse import token_for
 from tests.test_e2e_firehose import read_until
 
 
@@ -102,8 +105,8 @@ def test_snapshot_decodes_to_what_was_encoded_and_junk_is_skipped(spots: list[tu
         ring.append(Spot("G4XYZ", round(khz, 1), dx, "cq" if minutes % 3 else "", now - timedelta(minutes=minutes), band="20m",
                          dxcc=339, cont="AS", cqz=25, snr=-3, skimmer=minutes % 2 == 0, source="rbn"), 0.0)
     data = encode_history(ring)
-    last_id, decoded = decode_history(data + junk)
-    assert last_id == ring.last_seq
+    last_id, clean, decoded = decode_history(data + junk)
+    assert last_id == ring.last_seq and not clean
     assert [(s.id, s.dx, s.freq, s.time, s.skimmer, s.source, s.snr) for s, _ in decoded] == [
         (e.spot.id, e.spot.dx, e.spot.freq, e.spot.time, e.spot.skimmer, e.spot.source, e.spot.snr)
         for e in ring.after(0)]
@@ -112,6 +115,60 @@ def test_snapshot_decodes_to_what_was_encoded_and_junk_is_skipped(spots: list[tu
 
 
 def test_a_missing_or_broken_file_restores_nothing(tmp_path: Path) -> None:
-    assert decode_history(b"") == (0, [])
-    assert decode_history(b'{"last_id": "x"}\n') == (0, [])
-    assert decode_history(b'{"last_id": 7}\n{"id": 3, "dx": "W1AW"}\n') == (7, [])  # no time: skipped
+    assert decode_history(b"") == (0, False, [])
+    assert decode_history(b'{"last_id": "x"}\n') == (0, False, [])
+    assert decode_history(b'[7]\n') == (0, False, [])
+    assert decode_history(b'{"last_id": 7}\n{"id": 3, "dx": "W1AW"}\n') == (7, False, [])  # no time: skipped
+    assert decode_history(b'{"last_id": 7, "clean": true}\n') == (7, True, [])
+
+
+async def test_after_an_unclean_stop_restored_spots_are_numbered_past_the_lost_ids(tmp_path: Path) -> None:
+    ring = SpotRing()
+    for dx in ("JA1XYZ", "VK2ABC"):
+        ring.append(Spot("G4XYZ", 14025.0, dx, "", datetime.now(UTC)), 0.0)
+    for clean, first_id in ((True, 1), (False, 2 + CRASH_SKIP + 1)):
+        path = tmp_path / f"{clean}.jsonl"
+        path.write_bytes(encode_history(ring, clean=clean))
+        hub = Hub(SpotRing())
+        assert restore(hub, path) == 2
+        restored = hub.ring.after(0)
+        assert [e.seq for e in restored] == [first_id, first_id + 1]
+        assert [json.loads(e.json)["id"] for e in restored] == [first_id, first_id + 1]  # encoded anew
+        assert [e.spot.dx for e in restored] == ["JA1XYZ", "VK2ABC"]
+        live = hub.announced_seq
+        assert hub.ring.resumable(0, live) and hub.ring.resumable(first_id, live)
+        assert hub.ring.resumable(1, live) is clean  # an id of the earlier life: a reset, unless clean
+        assert hub.ring.resumable(hub.ring.floor, live) and not hub.ring.resumable(live + 1, live)
+
+
+async def test_ids_given_out_before_a_crash_are_never_given_again(db_url: str, tmp_path: Path) -> None:
+    """kill -9: the spots given out since the last save are lost, their ids are not reused, and a client
+    resuming from one of them is told (reset) instead of getting other spots under old numbers."""
+    served = start_serve(tmp_path, db_url, HAMSRV_SPOT_HISTORY_SECONDS="3600")  # only the start-up save
+    try:
+        feed = await trio.open_tcp_stream("127.0.0.1", served.cluster_port)
+        await feed.send_all(b"".join(b"DX de G4XYZ:     14025.0  %s  cq  1200Z\r\n" % dx
+                                     for dx in (b"JA1XYZ", b"VK2ABC", b"ZS6ABC")))
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            with trio.fail_after(10):
+                while len(before := (await client.get("/api/spots")).json()["spots"]) < 3:
+                    await trio.sleep(0.05)
+        assert [s["id"] for s in before] == [1, 2, 3]
+        served.proc.kill()
+        served.proc.wait()
+    finally:
+        served.stop()
+    served = start_serve(tmp_path, db_url)
+    try:
+        async with httpx.AsyncClient(base_url=served.url) as client:
+            token = await token_for(db_url, tmp_path)
+            new = (await client.post("/api/spots", json={"dx": "PY2ABC", "freq": 7020},
+                                     headers={"Authorization": f"Bearer {token}"})).json()
+            assert new["id"] == CRASH_SKIP + 1  # past the last save (id 0) by far: never 1, 2 or 3 again
+            assert (await client.get("/api/spots", params={"since": "2"})).json()["reset"] is True
+            assert "reset" not in (await client.get("/api/spots", params={"since": str(new["id"] - 1)})).json()
+        async with open_websocket_url(f"{served.url.replace('http', 'ws')}/ws/firehose?since=2") as ws:
+            with trio.fail_after(10):
+                assert json.loads(await ws.get_message())["type"] == "reset"
+    finally:
+        assert served.stop() == 0
