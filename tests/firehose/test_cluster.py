@@ -226,10 +226,12 @@ def test_time_takes_the_date_of_now_or_yesterday():
 
 
 def test_default_now_is_current_utc():
-    event = parse_line("DX de G4XYZ:      7003.5  K1ABC        599 tnx                        0912Z")
+    # A spot of half an hour ago (whatever the clock says: a fixed HHMM falls into the 5-minute
+    # "ahead of our clock" window once a day) is dated to that minute.
+    hhmm = (datetime.now(UTC) - timedelta(minutes=30)).strftime("%H%M")
+    event = parse_line(f"DX de G4XYZ:      7003.5  K1ABC        599 tnx                        {hhmm}Z")
     assert isinstance(event, DxSpot)
-    spot = event.spot
-    assert timedelta(0) <= datetime.now(UTC) - spot.time < timedelta(days=1, minutes=6)
+    assert timedelta(minutes=29) <= datetime.now(UTC) - event.spot.time < timedelta(minutes=31)
 
 
 @pytest.mark.parametrize("line", [
