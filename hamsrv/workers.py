@@ -95,6 +95,7 @@ def decode_record(data: bytes) -> tuple[Spot, bytes]:
 
 def load_history(shared: SharedRing, hub: Hub) -> None:
     """Copy every record the local ring lacks from the shared ring (lapped records become a gap)."""
+    hub.ring.floor = shared.floor
     seq = max(hub.ring.last_seq + 1, shared.first_seq)
     while seq <= shared.last_seq:
         try:
@@ -120,6 +121,7 @@ class Primary:
         hub.add_tick_listener(self._on_tick)
 
     def _on_tick(self, entries: list[RingEntry]) -> None:
+        self.shared.floor = self.hub.ring.floor  # before the spots, so followers see it with them
         written = self.shared.last_seq
         for entry in entries:  # the primary's numbering is the truth; a restarted primary's first tick
             if entry.seq > written:  # holds the spots it loaded from the shared ring: not again

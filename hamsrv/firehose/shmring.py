@@ -26,6 +26,7 @@ _HEADER = struct.Struct("=IIQQQQ")  # magic, version, slots, capacity, last_seq,
 _HEADER_SIZE = 64
 _LAST_SEQ = 3  # 8-byte word indexes into the header
 _DATA_HEAD = 4
+_FLOOR = 5  # the writer's spot-id floor after a crash (firehose/history.py), for the readers' resets
 _SLOT_SIZE = 32  # a slot: seq (busy bit while written), data offset (absolute), length, unused
 _BUSY = 1 << 63
 # Shared fields are read and written as aligned 8-byte words through a memoryview cast to "Q": one load
@@ -88,6 +89,17 @@ class SharedRing:
     def last_seq(self) -> int:
         """Newest sequence number fully written (0 when empty)."""
         return int(self._words[_LAST_SEQ])
+
+    @property
+    def floor(self) -> int:
+        """Ids below it were given out before a crash of the writer's node: readers answer `reset`."""
+        return int(self._words[_FLOOR])
+
+    @floor.setter
+    def floor(self, value: int) -> None:
+        if not self._writer:
+            raise PermissionError("this process opened the ring for reading")
+        self._words[_FLOOR] = value
 
     @property
     def first_seq(self) -> int:

@@ -10,7 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.shmring import Lapped, SharedRing
+from hamsrv.workers import load_history
 
 
 def _record(seq: int, size: int) -> bytes:
@@ -74,6 +76,20 @@ def test_memory_fixed_at_creation(ring: SharedRing) -> None:
     for i in range(1, 5000):
         ring.append(_record(i, i % 700))
     assert ring.size == size
+
+
+def test_the_floor_reaches_readers(ring: SharedRing) -> None:
+    reader = SharedRing.attach(ring.name)
+    try:
+        assert reader.floor == 0
+        ring.floor = 10_000_007
+        hub = Hub()
+        load_history(reader, hub)
+        assert hub.ring.floor == 10_000_007 and not hub.ring.resumable(5, 10_000_007)
+        with pytest.raises(PermissionError):
+            reader.floor = 1
+    finally:
+        reader.close()
 
 
 def test_reader_cannot_write(ring: SharedRing) -> None:
