@@ -22,7 +22,7 @@ import trio
 
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.resp import Redis, RedisError
-from hamsrv.model import Spot
+from hamsrv.model import Spot, valid_khz
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ def spot_from_fields(body: Any) -> Spot:
         when = float(values.pop("time"))
         if not math.isfinite(when):
             raise ValueError("time is not finite")
+        values["freq"] = valid_khz(values.get("freq"))  # the one frequency check, as for every way in
+        if values["freq"] is None:
+            raise ValueError("freq is not a frequency")
         known = {f.name for f in fields(Spot)}
         return Spot(time=datetime.fromtimestamp(when, UTC), **{k: v for k, v in values.items() if k in known})
     except (KeyError, TypeError, ValueError, OverflowError) as exc:

@@ -25,7 +25,7 @@ import trio
 
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import SpotRing
-from hamsrv.model import Spot
+from hamsrv.model import Spot, valid_khz
 
 log = logging.getLogger(__name__)
 FILE_NAME = "spot-history.jsonl"
@@ -63,6 +63,9 @@ def _spot(line: bytes) -> Spot | None:
         data: dict[str, Any] = json.loads(line)
         when = datetime.fromisoformat(str(data.pop("time")).replace("Z", "+00:00")).astimezone(UTC)
         data.setdefault("comment", "")  # the lean JSON leaves empty values out
+        data["freq"] = valid_khz(data.get("freq"))  # the JSON writes whole kHz as integers
+        if data["freq"] is None:
+            return None
         return Spot(time=when, **{k: v for k, v in data.items() if k in _SPOT_KEYS})
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
@@ -112,8 +115,8 @@ async def keep_history(hub: Hub, data_dir: Path, interval: float, *,
     if count or hub.ring.last_seq:
         log.info("spot history: %d spots restored, ids continue after %d%s", count, hub.ring.last_seq,
                  " (the last stop was not clean)" if hub.ring.floor else "")
-    # Running now: until the clean save at shutdown, the file must not claim a clean stop.
-    await trio.to_thread.run_sync(write_file, path, encode_history(hub.ring))
+    if not hub.ring.floor:  # the file (if any) claims a clean stop: not true again until the shutdown save
+        await trio.to_thread.run_sync(write_file, path, encode_history(hub.ring))
     task_status.started()
     try:
         while True:

@@ -40,7 +40,7 @@ _last_time: list = [None, ""]  # (datetime, its text): the last one json_time fo
 def json_freq(khz: float) -> float:
     """kHz to the Hz, so float noise (14.0741 MHz is 14074.099999999999 kHz) does not reach the wire;
     whole kHz as an integer (`14025`, not `14025.0`)."""
-    rounded = round(float(khz), 3)  # a spot read back from its JSON may hold an int
+    rounded = round(khz, 3)
     return int(rounded) if rounded.is_integer() else rounded
 
 
