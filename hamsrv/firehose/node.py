@@ -356,12 +356,7 @@ class _Connection:
             data = b""
         try:
             for event in self.session.receive_data(data) if data else ():
-                if isinstance(event, Publish):
-                    self._publish(event)
-                elif isinstance(event, Send):
-                    self._out.append(event.data)
-                elif isinstance(event, Disconnect):
-                    log.info("cluster feed %s %s: %s", self.peer, self.session.call, event.reason)
+                self._act_at_once(event)
         except Exception:  # this runs in the hub's tick: a bug here ends this feed, not the hub
             log.exception("cluster feed %s failed", self.peer)
             data = b""
@@ -386,14 +381,24 @@ class _Connection:
         else:
             self.node.feed_spots.inc()
 
+    def _act_at_once(self, event: Event) -> bool:
+        """Carry out an event that needs no waiting (all a feed's session gives); False for the others."""
+        if isinstance(event, Send):
+            self._out.append(event.data)
+        elif isinstance(event, Publish):
+            self._publish(event)
+        elif isinstance(event, Disconnect):
+            log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
+        else:
+            return False
+        return True
+
     async def _act(self, events: Iterable[Event]) -> None:
         """Carry out the session's events; what they answer is gathered in `_out` for one write."""
         for event in events:
-            if isinstance(event, Send):
-                self._out.append(event.data)
-            elif isinstance(event, Publish):
-                self._publish(event)
-            elif isinstance(event, ShowDx):
+            if self._act_at_once(event):
+                continue
+            if isinstance(event, ShowDx):
                 # DXSpider keeps skimmer spots out of sh/dx; the list is newest by spot time
                 scanned = islice(self.node.hub.ring.newest_first(), SHOW_DX_SCAN)
                 found = [e.spot for e in scanned if not is_skimmer(e.spot) and event.matches(e.spot)]
@@ -411,8 +416,6 @@ class _Connection:
                 self._logged_in(event)
                 self._login_scope.deadline = (trio.current_time() + self.node.limits.idle_timeout
                                               if self._role == "user" else math.inf)  # feeds stay
-            elif isinstance(event, Disconnect):
-                log.info("cluster connection %s %s: %s", self.peer, self.session.call, event.reason)
             elif isinstance(event, CheckSecret) and self.node.check_secret is not None:
                 ok = await self.node.check_secret(event.call, event.secret, self.peer)
                 await self._act(self.session.secret_checked(ok))
