@@ -115,8 +115,9 @@ async def keep_history(hub: Hub, data_dir: Path, interval: float, *,
     if count or hub.ring.last_seq:
         log.info("spot history: %d spots restored, ids continue after %d%s", count, hub.ring.last_seq,
                  " (the last stop was not clean)" if hub.ring.floor else "")
-    if not hub.ring.floor:  # the file (if any) claims a clean stop: not true again until the shutdown save
-        await trio.to_thread.run_sync(write_file, path, encode_history(hub.ring))
+    # Saved at once, not clean: a crash before the first periodic save must still number past this
+    # life's ids (the file holds its last id, which after a crash lies past the old file's).
+    await trio.to_thread.run_sync(write_file, path, encode_history(hub.ring))
     task_status.started()
     try:
         while True:
