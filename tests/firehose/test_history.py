@@ -16,7 +16,14 @@ from trio_websocket import open_websocket_url
 
 from hamsrv import config as config_mod
 from hamsrv.app import Running, run
-from hamsrv.firehose.history import CRASH_SKIP, FILE_NAME, decode_history, encode_history, restore
+from hamsrv.firehose.history import (
+    CRASH_SKIP,
+    FILE_NAME,
+    decode_history,
+    encode_history,
+    keep_history,
+    restore,
+)
 from hamsrv.firehose.hub import Hub
 from hamsrv.firehose.ring import SpotRing
 from hamsrv.identity.tokens import add_user, issue_token
@@ -172,3 +179,24 @@ async def test_ids_given_out_before_a_crash_are_never_given_again(db_url: str, t
                 assert json.loads(await ws.get_message())["type"] == "reset"
     finally:
         assert served.stop() == 0
+
+
+
+async def test_two_crashes_in_a_row_never_reuse_an_id(tmp_path: Path) -> None:
+    """The start-up save records where this life's ids begin: a second crash before any periodic save
+    still numbers past every id of the life in between."""
+    path = tmp_path / FILE_NAME
+    ring = SpotRing()
+    ring.append(Spot("G4XYZ", 14025.0, "JA1XYZ", "", datetime.now(UTC)), 0.0)
+    path.write_bytes(encode_history(ring))  # a periodic save, then a crash
+    async with trio.open_nursery() as nursery:
+        first = Hub(SpotRing())
+        await nursery.start(keep_history, first, tmp_path, 3600)
+        left_by_a_crash = path.read_bytes()  # all a second crash, right now, would leave behind
+        entry = first.publish(Spot("G4XYZ", 7010.0, "VK2ABC", "", datetime.now(UTC)))
+        nursery.cancel_scope.cancel()
+    assert entry is not None and entry.seq > ring.last_seq
+    path.write_bytes(left_by_a_crash)
+    second = Hub(SpotRing())
+    restore(second, path)
+    assert second.ring.floor > entry.seq
